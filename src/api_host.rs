@@ -1,0 +1,188 @@
+//! Which REST hosts may receive a DocuSign token, and how to reach them.
+//!
+//! A `base_uri` from `/oauth/userinfo` is parsed once, at login, into an
+//! [`ApiHost`]; one that fails the policy keeps the reason, and requests for
+//! that account are refused with it.
+
+use url::{Host, Url};
+
+/// One entry of `docusign.allowed_api_hosts`: an exact host name or address,
+/// or `*.suffix`, which matches any host name ending in `.suffix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    Exact(String),
+    Suffix(String),
+}
+
+impl HostPattern {
+    pub fn parse(pattern: &str) -> Result<HostPattern, String> {
+        let p = pattern.trim().to_ascii_lowercase();
+        let valid_name = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b':')
+                && !s.starts_with('.')
+                && !s.ends_with('.')
+        };
+        if let Some(suffix) = p.strip_prefix("*.") {
+            if valid_name(suffix) && suffix.contains('.') {
+                return Ok(HostPattern::Suffix(suffix.to_string()));
+            }
+            return Err("expected \"*.\" followed by a domain with at least two labels".into());
+        }
+        if valid_name(&p) {
+            return Ok(HostPattern::Exact(p));
+        }
+        Err("expected a host name, an IP address, or \"*.domain\"".into())
+    }
+
+    pub fn matches(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        match self {
+            HostPattern::Exact(h) => *h == host,
+            HostPattern::Suffix(s) => host
+                .strip_suffix(s.as_str())
+                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+        }
+    }
+}
+
+/// The rules a `base_uri` must pass before it may receive a token.
+#[derive(Debug, Clone)]
+pub struct HostPolicy {
+    pub allowed: Vec<HostPattern>,
+    pub allow_plain_http: bool,
+}
+
+/// A REST host that passed the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiHost {
+    pub tls: bool,
+    /// Host name or IP address (without brackets), used for DNS and SNI.
+    pub host: String,
+    pub port: u16,
+    /// The `Host` header value: host, plus the port when it is not the default.
+    pub authority: String,
+    /// Path of the base_uri without a trailing slash (normally empty).
+    pub path_prefix: String,
+}
+
+impl HostPolicy {
+    /// Checks a `base_uri`; the error says why no token may go there.
+    pub fn check(&self, base_uri: &str) -> Result<ApiHost, String> {
+        let url = Url::parse(base_uri)
+            .map_err(|_| format!("the account's base_uri {base_uri:?} is not a valid URL"))?;
+        let tls = match url.scheme() {
+            "https" => true,
+            "http" if self.allow_plain_http => false,
+            "http" => {
+                return Err(format!(
+                    "the account's base_uri {base_uri:?} is plain http, which is not allowed"
+                ))
+            }
+            other => return Err(format!("the account's base_uri has scheme {other:?}")),
+        };
+        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+            return Err("the account's base_uri carries credentials or a query".into());
+        }
+        let host = match url.host() {
+            Some(Host::Domain(d)) => d.to_ascii_lowercase(),
+            Some(Host::Ipv4(a)) => a.to_string(),
+            Some(Host::Ipv6(a)) => a.to_string(),
+            None => return Err("the account's base_uri has no host".into()),
+        };
+        if !self.allowed.iter().any(|p| p.matches(&host)) {
+            return Err(format!(
+                "the account's REST host {host:?} is not in docusign.allowed_api_hosts"
+            ));
+        }
+        let port = url
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 });
+        let host_for_header = match url.host() {
+            Some(Host::Ipv6(_)) => format!("[{host}]"),
+            _ => host.clone(),
+        };
+        let authority = match url.port() {
+            Some(p) => format!("{host_for_header}:{p}"),
+            None => host_for_header,
+        };
+        Ok(ApiHost {
+            tls,
+            host,
+            port,
+            authority,
+            path_prefix: url.path().trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(patterns: &[&str], plain: bool) -> HostPolicy {
+        HostPolicy {
+            allowed: patterns
+                .iter()
+                .map(|p| HostPattern::parse(p).unwrap())
+                .collect(),
+            allow_plain_http: plain,
+        }
+    }
+
+    #[test]
+    fn wildcard_matches_subdomains_only() {
+        let p = HostPattern::parse("*.docusign.net").unwrap();
+        assert!(p.matches("demo.docusign.net"));
+        assert!(p.matches("NA2.docusign.net"));
+        assert!(p.matches("a.b.docusign.net"));
+        assert!(!p.matches("docusign.net"));
+        assert!(!p.matches("evildocusign.net"));
+        assert!(!p.matches("demo.docusign.net.evil.com"));
+        assert!(HostPattern::parse("*.net").is_err());
+        assert!(HostPattern::parse("*").is_err());
+        assert!(HostPattern::parse("").is_err());
+        assert!(HostPattern::parse("exa mple.com").is_err());
+    }
+
+    #[test]
+    fn docusign_base_uri_passes() {
+        let h = policy(&["*.docusign.net"], false)
+            .check("https://demo.docusign.net")
+            .unwrap();
+        assert_eq!(
+            h,
+            ApiHost {
+                tls: true,
+                host: "demo.docusign.net".into(),
+                port: 443,
+                authority: "demo.docusign.net".into(),
+                path_prefix: String::new(),
+            }
+        );
+    }
+
+    #[test]
+    fn plain_http_and_foreign_hosts_are_refused() {
+        let p = policy(&["*.docusign.net", "127.0.0.2"], false);
+        assert!(p
+            .check("http://demo.docusign.net")
+            .unwrap_err()
+            .contains("plain http"));
+        assert!(p
+            .check("https://evil.example")
+            .unwrap_err()
+            .contains("allowed_api_hosts"));
+        assert!(p.check("https://u:p@demo.docusign.net").is_err());
+        assert!(p.check("ftp://demo.docusign.net").is_err());
+        assert!(p.check("not a url").is_err());
+        let h = policy(&["127.0.0.2"], true)
+            .check("http://127.0.0.2:9001/")
+            .unwrap();
+        assert_eq!(
+            (h.tls, h.port, h.authority.as_str()),
+            (false, 9001, "127.0.0.2:9001")
+        );
+    }
+}

@@ -1,0 +1,245 @@
+//! The endpoints the gateway answers itself: login, the DocuSign callback,
+//! the session description and logout. Each takes the request head and
+//! returns a [`Reply`]; nothing here forwards anything.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use pingora::http::RequestHeader;
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::docusign::OAuthError;
+use crate::gateway::{log_id, Gateway};
+use crate::pending::{PendingLogin, StateError};
+use crate::reply::Reply;
+use crate::return_to;
+use crate::session::{random_id, Session};
+
+/// The value of one query parameter (decoded), if present.
+pub fn query_param(req: &RequestHeader, name: &str) -> Option<String> {
+    let query = req.uri.query()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+pub fn cookie_header(req: &RequestHeader) -> Option<&str> {
+    req.headers.get(http::header::COOKIE)?.to_str().ok()
+}
+
+/// True when the client says it wants an HTML page (a browser).
+pub fn wants_html(req: &RequestHeader) -> bool {
+    req.headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("text/html"))
+}
+
+/// `GET /auth/login?return_to=<path>`: a fresh state and PKCE pair, bound
+/// to this browser, and a redirect to DocuSign's consent page.
+pub fn login(gw: &Gateway, req: &RequestHeader) -> Reply {
+    let return_to = return_to::sanitize(query_param(req, "return_to").as_deref());
+    let binding = gw
+        .cookies
+        .login_from(cookie_header(req))
+        .unwrap_or_else(random_id);
+    let (url, state, verifier) = gw.docusign.authorize_url();
+    gw.logins.insert(
+        state,
+        PendingLogin {
+            pkce_verifier: verifier,
+            return_to,
+            browser_binding: binding.clone(),
+            created: Instant::now(),
+        },
+    );
+    info!(pending_logins = gw.logins.len(), "login started");
+    Reply::redirect(url.as_str())
+        .header(
+            "Set-Cookie",
+            gw.cookies.set_login(&binding, gw.cfg.session.login_timeout),
+        )
+        .no_store()
+}
+
+/// `GET {callback_path}`: checks the state (issued here, unused, fresh, same
+/// browser) before anything else, then exchanges the code, reads userinfo
+/// once and creates the session.
+pub async fn callback(gw: &Gateway, req: &RequestHeader) -> Reply {
+    let binding = gw.cookies.login_from(cookie_header(req));
+    let state = query_param(req, "state");
+
+    if let Some(error) = query_param(req, "error") {
+        // Forget the pending login this answer belongs to, if it is ours.
+        if let Some(state) = &state {
+            let _ = gw.logins.take(state, binding.as_deref());
+        }
+        let error: String = error
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(64)
+            .collect();
+        warn!(reason = %error, "login failed: DocuSign returned an error");
+        let (status, text) = if error == "access_denied" {
+            (
+                403,
+                "You declined to give this application access to your DocuSign account."
+                    .to_string(),
+            )
+        } else {
+            (
+                400,
+                format!("DocuSign could not complete the login ({error})."),
+            )
+        };
+        return Reply::page(
+            status,
+            "Login not completed",
+            &text,
+            Some(("/auth/login", "Try again")),
+        )
+        .header("Set-Cookie", gw.cookies.clear_login())
+        .no_store();
+    }
+
+    let (Some(code), Some(state)) = (query_param(req, "code"), state) else {
+        return Reply::page(
+            400,
+            "Invalid login callback",
+            "The callback is missing its code or state.",
+            Some(("/auth/login", "Log in")),
+        )
+        .no_store();
+    };
+    let pending = match gw.logins.take(&state, binding.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            let text = match e {
+                StateError::Unknown => "This login link is unknown or was already used.",
+                StateError::Expired => "This login took too long and has expired.",
+                StateError::OtherBrowser => "This login was started in another browser.",
+            };
+            warn!(reason = ?e, "login failed: bad state");
+            return Reply::page(
+                400,
+                "Login failed",
+                text,
+                Some(("/auth/login", "Log in again")),
+            )
+            .no_store();
+        }
+    };
+
+    let tokens = match gw
+        .docusign
+        .exchange_code(&code, &pending.pkce_verifier)
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => return login_failure("code exchange", &e),
+    };
+    let info = match gw.docusign.userinfo(&tokens.access_token).await {
+        Ok(i) => i,
+        Err(e) => return login_failure("userinfo", &e),
+    };
+    let session = Arc::new(Session::new(
+        info,
+        tokens,
+        &gw.policy,
+        gw.cfg.session.ttl.as_secs(),
+    ));
+    gw.sessions.insert(session.clone()).await;
+    info!(
+        session = %log_id(&session.id),
+        accounts = session.accounts.len(),
+        "login completed"
+    );
+    Reply::redirect(&pending.return_to)
+        .header(
+            "Set-Cookie",
+            gw.cookies.set_session(&session.id, gw.cfg.session.ttl),
+        )
+        .header("Set-Cookie", gw.cookies.clear_login())
+        .no_store()
+}
+
+fn login_failure(step: &str, e: &OAuthError) -> Reply {
+    warn!(step, error = %e, "login failed");
+    let (status, text) = match e {
+        OAuthError::InvalidGrant(_) => (
+            400,
+            "DocuSign did not accept the authorization code (it may have expired). Please log in again.",
+        ),
+        OAuthError::Rejected { .. } => (
+            502,
+            "DocuSign rejected the gateway's request. The gateway's integration settings may be wrong.",
+        ),
+        OAuthError::Unavailable(_) => (
+            502,
+            "DocuSign could not be reached. Please try again in a moment.",
+        ),
+    };
+    Reply::page(
+        status,
+        "Login failed",
+        text,
+        Some(("/auth/login", "Log in again")),
+    )
+    .no_store()
+}
+
+/// `GET /auth/session`: who is logged in and their accounts, never a token.
+pub async fn session_info(gw: &Gateway, req: &RequestHeader) -> Reply {
+    let Some(session) = gw.session_of(req).await else {
+        return gw.login_required(false);
+    };
+    let tokens = session.tokens();
+    let accounts: Vec<_> = session
+        .accounts
+        .iter()
+        .map(|a| {
+            json!({
+                "account_id": a.account_id,
+                "account_name": a.account_name,
+                "base_uri": a.base_uri,
+                "is_default": a.is_default,
+                "api_host_allowed": a.api_host.is_ok(),
+            })
+        })
+        .collect();
+    Reply::json(
+        200,
+        &json!({
+            "user": session.user,
+            "accounts": accounts,
+            "default_account_id": session.default_account().map(|a| a.account_id.clone()),
+            "access_token_expires_at": tokens.set.expires_at,
+            "session_expires_at": session.expires_at,
+        }),
+    )
+    .no_store()
+}
+
+/// `POST /auth/logout` (and GET): deletes the session and clears the cookie.
+pub async fn logout(gw: &Gateway, req: &RequestHeader) -> Reply {
+    if let Some(id) = gw.cookies.session_from(cookie_header(req)) {
+        if gw.sessions.remove(&id).await.is_some() {
+            info!(session = %log_id(&id), "logout");
+        }
+    }
+    let reply = if wants_html(req) {
+        Reply::page(
+            200,
+            "Logged out",
+            "You are logged out of the gateway.",
+            Some(("/auth/login", "Log in again")),
+        )
+    } else {
+        Reply::json(200, &json!({ "logged_out": true }))
+    };
+    reply
+        .header("Set-Cookie", gw.cookies.clear_session())
+        .no_store()
+}

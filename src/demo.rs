@@ -1,0 +1,91 @@
+//! `docusign-gateway demo`: the gateway and the built-in fake DocuSign on
+//! loopback, with the embedded demo configuration. Needs no credentials.
+
+use std::net::SocketAddr;
+
+use crate::config::Config;
+use crate::fake::{FakeConfig, FakeDocuSign};
+use crate::session::random_id;
+
+/// The demo configuration, embedded in the binary.
+pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
+
+/// Starts the fake, prints how to use the demo, then runs the gateway.
+pub fn run(listen: SocketAddr) -> Result<(), String> {
+    let host = if listen.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        listen.ip().to_string()
+    };
+    let public_url = format!("http://{host}:{}", listen.port());
+
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    let probe = Config::from_toml_str(DEMO_CONFIG, env.clone()).map_err(|e| e.to_string())?;
+
+    let mut fake_cfg = FakeConfig::demo_defaults();
+    fake_cfg.client_id = probe.docusign.client_id.clone();
+    fake_cfg.client_secret = probe.docusign.client_secret.expose().to_string();
+    fake_cfg.redirect_uris = vec![format!("{public_url}{}", probe.docusign.callback_path)];
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("fake-docusign")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the fake DocuSign runtime: {e}"))?;
+    let fake = runtime
+        .block_on(FakeDocuSign::start(fake_cfg))
+        .map_err(|e| format!("cannot start the fake DocuSign: {e}"))?;
+    // Keep the fake's runtime alive for the life of the process.
+    std::thread::spawn(move || runtime.block_on(std::future::pending::<()>()));
+
+    env.push(("DSGW_SERVER_LISTEN".into(), listen.to_string()));
+    env.push(("DSGW_SERVER_PUBLIC_URL".into(), public_url.clone()));
+    env.push((
+        "DSGW_DOCUSIGN_AUTH_SERVER".into(),
+        fake.account_server_url(),
+    ));
+    env.push(("DSGW_SESSION_SECRET".into(), random_id()));
+    let cfg = Config::from_toml_str(DEMO_CONFIG, env).map_err(|e| e.to_string())?;
+
+    println!("{}", hints(&public_url, &fake));
+    crate::server::run(cfg, None)
+}
+
+fn hints(public_url: &str, fake: &FakeDocuSign) -> String {
+    let mut accounts = String::new();
+    for user in &fake.config().users {
+        for a in &user.accounts {
+            accounts.push_str(&format!(
+                "    {}  {}  on {}{}\n",
+                a.account_id,
+                a.account_name,
+                fake.rest_host_url(a.rest_host),
+                if a.is_default { "  (default)" } else { "" }
+            ));
+        }
+    }
+    let first = fake
+        .config()
+        .users
+        .first()
+        .and_then(|u| u.accounts.first())
+        .map(|a| a.account_id.clone())
+        .unwrap_or_default();
+    format!(
+        "docusign-gateway demo\n\
+         \n\
+         Fake DocuSign account server: {fake_url}\n\
+         Accounts of the demo user:\n{accounts}\
+         \n\
+         1. Open {public_url}/auth/login in a browser: the fake consents at once\n\
+         \x20  and you land on {public_url}/auth/session.\n\
+         2. Copy the value of the dsgw_session cookie from the browser, then:\n\
+         \x20  curl -H 'Cookie: dsgw_session=<value>' {public_url}/restapi/v2.1/accounts/{first}\n\
+         \x20  curl -H 'Cookie: dsgw_session=<value>' {public_url}/restapi/v2.1/accounts/{first}/envelopes\n\
+         \x20  Without the cookie the same curl gets 401 login_required.\n\
+         \n\
+         Stop with Ctrl-C.\n",
+        fake_url = fake.account_server_url(),
+    )
+}

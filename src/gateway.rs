@@ -1,0 +1,332 @@
+//! The request path, top to bottom: [`Gateway`] is pingora's `ProxyHttp`.
+//!
+//! For every request, `request_filter` decides:
+//! 1. `/healthz`, `/auth/*` and the callback are answered here (see `auth`).
+//! 2. `/restapi/...` needs a session (cookie). Without one: a browser is
+//!    redirected to login, any other client gets 401 `login_required`.
+//! 3. The account named in the path must be one of the session's (else 403);
+//!    other paths go to the default account. Its REST host must have passed
+//!    `allowed_api_hosts` at login (else 502), and must resolve (else 502).
+//! 4. The request is forwarded with `Host` and SNI of that REST host, the
+//!    session's DocuSign bearer token and without the gateway's cookies; the
+//!    response streams back untouched.
+//! Anything else is 404.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::http::RequestHeader;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session as Downstream};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use crate::api_host::{ApiHost, HostPolicy};
+use crate::auth::{self, cookie_header, wants_html};
+use crate::config::Config;
+use crate::cookies::CookieCodec;
+use crate::docusign::DocuSignClient;
+use crate::pending::PendingLogins;
+use crate::reply::Reply;
+use crate::resolver::Resolver;
+use crate::router::{self, Route};
+use crate::secret::Secret;
+use crate::session::Session;
+use crate::store::{MemoryStore, SessionStore};
+
+const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Shared state of the gateway; one instance serves every request.
+pub struct Gateway {
+    pub cfg: Arc<Config>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub logins: PendingLogins,
+    pub cookies: CookieCodec,
+    pub docusign: DocuSignClient,
+    pub policy: HostPolicy,
+    resolver: Resolver,
+}
+
+/// Where a forwarded request goes.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub host: ApiHost,
+}
+
+/// What one request learns on its way through the gateway.
+pub struct RequestCtx {
+    started: Instant,
+    route: Route,
+    session: Option<Arc<Session>>,
+    upstream: Option<Upstream>,
+    bearer: Option<Secret>,
+}
+
+impl Gateway {
+    pub fn new(cfg: Config) -> Result<Gateway, String> {
+        let docusign = DocuSignClient::new(&cfg)?;
+        Ok(Gateway {
+            sessions: Arc::new(MemoryStore::new(cfg.session.max_sessions)),
+            logins: PendingLogins::new(cfg.session.login_timeout, cfg.session.max_pending_logins),
+            cookies: CookieCodec::new(&cfg.session),
+            policy: HostPolicy {
+                allowed: cfg.docusign.allowed_api_hosts.clone(),
+                allow_plain_http: cfg.docusign.allow_plain_http,
+            },
+            docusign,
+            resolver: Resolver::new(),
+            cfg: Arc::new(cfg),
+        })
+    }
+
+    /// The live session named by the request's cookie.
+    pub async fn session_of(&self, req: &RequestHeader) -> Option<Arc<Session>> {
+        let id = self.cookies.session_from(cookie_header(req))?;
+        self.sessions.get(&id).await
+    }
+
+    /// The answer to a request that needs a session and has none.
+    pub fn login_required(&self, browser: bool) -> Reply {
+        self.login_required_for(browser, "/auth/session")
+    }
+
+    fn login_required_for(&self, browser: bool, original: &str) -> Reply {
+        let login_url = self.cfg.public_link(router::LOGIN_PATH);
+        if browser {
+            let return_to: String = form_urlencoded::byte_serialize(original.as_bytes()).collect();
+            return Reply::redirect(&format!("{login_url}?return_to={return_to}")).no_store();
+        }
+        Reply::json(
+            401,
+            &json!({
+                "error": "login_required",
+                "message": "No valid gateway session. Log in through the login_url in a browser.",
+                "login_url": login_url,
+            }),
+        )
+        .header("WWW-Authenticate", "Bearer realm=\"docusign-gateway\"")
+        .no_store()
+    }
+
+    /// Steps 2 and 3 of the module doc: the session, the account, its host.
+    async fn prepare_forward(
+        &self,
+        req: &RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), Reply> {
+        let path = req.uri.path();
+        let Some(session) = self.session_of(req).await else {
+            let original = req.uri.path_and_query().map_or(path, |pq| pq.as_str());
+            return Err(self.login_required_for(wants_html(req), original));
+        };
+        if router::has_dot_segment(path) {
+            return Err(Reply::error(
+                400,
+                "invalid_path",
+                "Paths with '.' or '..' segments are not forwarded.",
+            ));
+        }
+        let account = match router::account_in_path(path) {
+            Some(id) => session.account(id).ok_or_else(|| {
+                Reply::error(
+                    403,
+                    "account_not_permitted",
+                    "This account is not one of the accounts of your DocuSign session.",
+                )
+            })?,
+            None => session.default_account().ok_or_else(|| {
+                Reply::error(403, "no_account", "Your DocuSign user has no account.")
+            })?,
+        };
+        let host = account.api_host.clone().map_err(|reason| {
+            warn!(account = %account.account_id, %reason, "REST host refused");
+            Reply::error(502, "api_host_not_allowed", &reason)
+        })?;
+        let addr = self
+            .resolver
+            .resolve(&host.host, host.port)
+            .await
+            .map_err(|reason| {
+                warn!(host = %host.host, %reason, "REST host unreachable");
+                Reply::error(502, "upstream_unreachable", &reason)
+            })?;
+        ctx.bearer = Some(session.tokens().set.access_token.clone());
+        ctx.session = Some(session);
+        ctx.upstream = Some(Upstream { addr, host });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            route: Route::NotFound,
+            session: None,
+            upstream: None,
+            bearer: None,
+        }
+    }
+
+    async fn request_filter(
+        &self,
+        downstream: &mut Downstream,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        let req = downstream.req_header();
+        ctx.route = router::route(req.uri.path(), &self.cfg.docusign.callback_path);
+        let reply = match ctx.route {
+            Route::Health => Reply::json(200, &json!({ "status": "ok" })),
+            Route::Login => auth::login(self, req),
+            Route::Callback => auth::callback(self, req).await,
+            Route::SessionInfo => auth::session_info(self, req).await,
+            Route::Logout => auth::logout(self, req).await,
+            Route::NotFound => Reply::error(
+                404,
+                "not_found",
+                "The gateway serves /restapi/... and /auth/...",
+            ),
+            Route::Api => match self.prepare_forward(req, ctx).await {
+                Ok(()) => return Ok(false),
+                Err(reply) => reply,
+            },
+        };
+        reply.send(downstream).await?;
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _: &mut Downstream,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let Some(up) = &ctx.upstream else {
+            return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
+        };
+        let mut peer = HttpPeer::new(up.addr, up.host.tls, up.host.host.clone());
+        peer.options.connection_timeout = Some(UPSTREAM_CONNECT_TIMEOUT);
+        peer.options.total_connection_timeout = Some(UPSTREAM_CONNECT_TIMEOUT);
+        peer.options.read_timeout = Some(UPSTREAM_READ_TIMEOUT);
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _: &mut Downstream,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let (Some(up), Some(bearer)) = (&ctx.upstream, &ctx.bearer) else {
+            return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
+        };
+        upstream_request.insert_header("Host", up.host.authority.as_str())?;
+        upstream_request.insert_header("Authorization", format!("Bearer {}", bearer.expose()))?;
+        let kept = cookie_header(upstream_request).and_then(|c| self.cookies.strip_own(c));
+        match kept {
+            Some(c) => upstream_request.insert_header("Cookie", c)?,
+            None => {
+                upstream_request.remove_header("Cookie");
+            }
+        }
+        if !up.host.path_prefix.is_empty() {
+            let pq = upstream_request
+                .uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str());
+            let uri: http::Uri = format!("{}{pq}", up.host.path_prefix)
+                .parse()
+                .map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
+            upstream_request.set_uri(uri);
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        downstream: &mut Downstream,
+        e: &Error,
+        _ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        if code > 0 && downstream.response_written().is_none() {
+            let (error, message) = match code {
+                502 => (
+                    "upstream_error",
+                    "The DocuSign REST host could not be reached or failed.",
+                ),
+                504 => (
+                    "upstream_timeout",
+                    "The DocuSign REST host did not answer in time.",
+                ),
+                400..=499 => ("bad_request", "The request could not be read."),
+                _ => (
+                    "internal_error",
+                    "The gateway failed to handle the request.",
+                ),
+            };
+            let _ = Reply::error(code, error, message).send(downstream).await;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, downstream: &mut Downstream, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let req = downstream.req_header();
+        let status = downstream
+            .response_written()
+            .map_or(0, |r| r.status.as_u16());
+        let session = ctx
+            .session
+            .as_ref()
+            .map(|s| log_id(&s.id))
+            .unwrap_or_default();
+        let upstream = ctx
+            .upstream
+            .as_ref()
+            .map(|u| u.host.authority.as_str())
+            .unwrap_or("-");
+        info!(
+            method = %req.method,
+            path = %req.uri.path(),
+            status,
+            upstream,
+            session = %session,
+            duration_ms = ctx.started.elapsed().as_millis() as u64,
+            error = e.map(|e| e.etype().as_str()).unwrap_or(""),
+            "request"
+        );
+    }
+
+    fn request_summary(&self, downstream: &Downstream, _ctx: &RequestCtx) -> String {
+        // Never the query string: the callback's carries the authorization code.
+        let req = downstream.req_header();
+        format!("{} {}", req.method, req.uri.path())
+    }
+}
+
+/// A short, stable, non-reversible name of a session id for log lines.
+pub fn log_id(session_id: &str) -> String {
+    let digest = Sha256::digest(session_id.as_bytes());
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,130 @@
+//! Responses the gateway writes itself (auth endpoints, errors), as plain
+//! values that are built, tested and then written to the client.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use serde_json::{json, Value};
+
+pub const JSON: &str = "application/json; charset=utf-8";
+pub const HTML: &str = "text/html; charset=utf-8";
+
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type", content_type.to_string())],
+            body: body.into(),
+        }
+    }
+
+    pub fn json(status: u16, value: &Value) -> Reply {
+        Reply::new(status, JSON, value.to_string())
+    }
+
+    /// `{"error": code, "message": message}`.
+    pub fn error(status: u16, code: &str, message: &str) -> Reply {
+        Reply::json(status, &json!({ "error": code, "message": message }))
+    }
+
+    /// A small HTML page; `title` and `text` are escaped here.
+    pub fn page(status: u16, title: &str, text: &str, link: Option<(&str, &str)>) -> Reply {
+        let link = link
+            .map(|(href, label)| {
+                format!(
+                    "<p><a href=\"{}\">{}</a></p>",
+                    escape_html(href),
+                    escape_html(label)
+                )
+            })
+            .unwrap_or_default();
+        let body = format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
+             <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#222}}</style>\
+             </head><body><h1>{t}</h1><p>{x}</p>{link}</body></html>\n",
+            t = escape_html(title),
+            x = escape_html(text),
+        );
+        Reply::new(status, HTML, body)
+    }
+
+    pub fn redirect(location: &str) -> Reply {
+        Reply::new(302, "text/plain; charset=utf-8", "").header("Location", location)
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// For responses that set or clear a cookie, or carry anything private.
+    pub fn no_store(self) -> Reply {
+        self.header("Cache-Control", "no-store")
+    }
+
+    /// Writes the reply to the client.
+    pub async fn send(self, session: &mut Session) -> pingora::Result<()> {
+        let mut head = ResponseHeader::build(self.status, Some(self.headers.len() + 1))?;
+        for (name, value) in self.headers {
+            head.append_header(name, value)?;
+        }
+        head.insert_header("Content-Length", self.body.len().to_string())?;
+        let head_only = session.req_header().method == http::Method::HEAD;
+        session
+            .write_response_header(Box::new(head), head_only || self.body.is_empty())
+            .await?;
+        if !head_only && !self.body.is_empty() {
+            session.write_response_body(Some(self.body), true).await?;
+        }
+        Ok(())
+    }
+}
+
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_escape() {
+        let r = Reply::page(
+            400,
+            "<x>",
+            "a & \"b\"",
+            Some(("/auth/login?a=1&b=2", "Retry")),
+        );
+        let body = String::from_utf8(r.body.to_vec()).unwrap();
+        assert!(body.contains("&lt;x&gt;"));
+        assert!(body.contains("a &amp; &quot;b&quot;"));
+        assert!(body.contains("href=\"/auth/login?a=1&amp;b=2\""));
+    }
+
+    #[test]
+    fn error_json() {
+        let r = Reply::error(403, "account_not_permitted", "no");
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["error"], "account_not_permitted");
+        assert_eq!(r.headers[0].1, JSON);
+    }
+}

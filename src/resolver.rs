@@ -1,0 +1,71 @@
+//! Asynchronous DNS for REST hosts, with a small cache.
+//!
+//! pingora's `HttpPeer::new` resolves names with blocking std resolution and
+//! panics when a lookup fails, so the gateway resolves first and hands pingora
+//! a `SocketAddr`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+
+const TTL: Duration = Duration::from_secs(60);
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_ENTRIES: usize = 1024;
+
+#[derive(Default)]
+pub struct Resolver {
+    cache: DashMap<(String, u16), (SocketAddr, Instant)>,
+}
+
+impl Resolver {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One address of `host:port`; the error says why there is none.
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(SocketAddr::new(ip, port));
+        }
+        let key = (host.to_string(), port);
+        if let Some(entry) = self.cache.get(&key) {
+            if entry.1.elapsed() < TTL {
+                return Ok(entry.0);
+            }
+        }
+        let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host, port)));
+        let addr = match lookup.await {
+            Ok(Ok(mut addrs)) => addrs
+                .next()
+                .ok_or_else(|| format!("{host} has no address"))?,
+            Ok(Err(e)) => return Err(format!("cannot resolve {host}: {e}")),
+            Err(_) => return Err(format!("resolving {host} timed out")),
+        };
+        if self.cache.len() >= MAX_ENTRIES {
+            self.cache.clear();
+        }
+        self.cache.insert(key, (addr, Instant::now()));
+        Ok(addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn literals_and_failures() {
+        let r = Resolver::new();
+        assert_eq!(
+            r.resolve("127.0.0.2", 9001).await.unwrap(),
+            "127.0.0.2:9001".parse().unwrap()
+        );
+        assert_eq!(
+            r.resolve("::1", 443).await.unwrap(),
+            "[::1]:443".parse().unwrap()
+        );
+        assert_eq!(r.resolve("localhost", 80).await.unwrap().port(), 80);
+        assert!(r.resolve("no-such-host.invalid", 443).await.is_err());
+    }
+}

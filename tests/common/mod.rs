@@ -1,0 +1,384 @@
+//! Test harness: the real gateway binary and the project's fake DocuSign,
+//! over loopback, on ephemeral ports, with bounded waits.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use docusign_gateway::fake::{FakeConfig, FakeDocuSign};
+use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::{Client, Response};
+
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
+pub const COOKIE_NAME: &str = "dsgw_session";
+pub const LOGIN_COOKIE_NAME: &str = "dsgw_session_login";
+pub const CALLBACK: &str = "/auth/docusign/callback";
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A free port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The gateway binary running as a child process; killed on drop.
+pub struct GatewayProcess {
+    child: Child,
+    pub url: String,
+    pub addr: SocketAddr,
+    logs: Arc<Mutex<String>>,
+    config_path: std::path::PathBuf,
+}
+
+impl GatewayProcess {
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config_path);
+    }
+}
+
+/// Runs the gateway binary with `config_toml` and extra environment, and
+/// collects its output.
+pub fn spawn_gateway(
+    config_toml: &str,
+    env: &[(&str, &str)],
+) -> (Child, Arc<Mutex<String>>, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!(
+        "dsgw-test-{}-{}.toml",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::write(&path, config_toml).expect("write config");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_docusign-gateway"));
+    cmd.arg("--config")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in std::env::vars() {
+        if k.starts_with("DSGW_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn gateway");
+    let logs = Arc::new(Mutex::new(String::new()));
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let logs = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let mut l = logs.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+    }
+    (child, logs, path)
+}
+
+/// Options of a test environment.
+pub struct Options {
+    pub fake: FakeConfig,
+    /// Extra TOML lines appended to the [session] section.
+    pub session_extra: String,
+    pub docusign_extra: String,
+    pub rust_log: String,
+    /// Override allowed_api_hosts (TOML array text).
+    pub allowed_api_hosts: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let mut fake = FakeConfig::demo_defaults();
+        fake.account_server = "127.0.0.1:0".parse().unwrap();
+        fake.rest_hosts = vec![
+            "127.0.0.2:0".parse().unwrap(),
+            "127.0.0.3:0".parse().unwrap(),
+        ];
+        Options {
+            fake,
+            session_extra: String::new(),
+            docusign_extra: String::new(),
+            rust_log: "info".into(),
+            allowed_api_hosts: "[\"127.0.0.2\", \"127.0.0.3\"]".into(),
+        }
+    }
+}
+
+/// A fake DocuSign and a gateway configured against it.
+pub struct Env {
+    pub fake: FakeDocuSign,
+    pub gw: GatewayProcess,
+    pub client: Client,
+}
+
+impl Env {
+    pub async fn start() -> Env {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(mut opts: Options) -> Env {
+        let port = free_port();
+        let public_url = format!("http://127.0.0.1:{port}");
+        opts.fake.redirect_uris = vec![format!("{public_url}{CALLBACK}")];
+        let fake = FakeDocuSign::start(opts.fake)
+            .await
+            .expect("fake DocuSign starts");
+        let toml = format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "{public_url}"
+threads = 2
+
+[docusign]
+auth_server = "{auth}"
+client_id = "{client_id}"
+scopes = ["signature"]
+callback_path = "{CALLBACK}"
+allowed_api_hosts = {allowed}
+allow_plain_http = true
+{docusign_extra}
+
+[session]
+cookie_name = "{COOKIE_NAME}"
+secure_cookie = false
+{session_extra}
+"#,
+            auth = fake.account_server_url(),
+            client_id = fake.config().client_id,
+            allowed = opts.allowed_api_hosts,
+            docusign_extra = opts.docusign_extra,
+            session_extra = opts.session_extra,
+        );
+        let secret = fake.config().client_secret.clone();
+        let (child, logs, config_path) = spawn_gateway(
+            &toml,
+            &[
+                ("DSGW_DOCUSIGN_CLIENT_SECRET", &secret),
+                ("DSGW_SESSION_SECRET", SECRET),
+                ("RUST_LOG", &opts.rust_log),
+            ],
+        );
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let gw = GatewayProcess {
+            child,
+            url: public_url,
+            addr,
+            logs,
+            config_path,
+        };
+        let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        wait_healthy(&client, &gw).await;
+        Env { fake, gw, client }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gw.url)
+    }
+
+    /// A fresh browser (its own cookies).
+    pub fn browser(&self) -> Browser {
+        Browser {
+            client: self.client.clone(),
+            cookies: Vec::new(),
+            base: self.gw.url.clone(),
+        }
+    }
+
+    /// A browser that went through the whole login.
+    pub async fn logged_in(&self) -> Browser {
+        let mut b = self.browser();
+        let resp = b.login("/auth/session").await;
+        assert_eq!(resp.status(), 302, "callback redirects");
+        b
+    }
+
+    /// The account ids of the fake's first user with their REST host index.
+    pub fn accounts(&self) -> Vec<(String, usize)> {
+        self.fake.config().users[0]
+            .accounts
+            .iter()
+            .map(|a| (a.account_id.clone(), a.rest_host))
+            .collect()
+    }
+}
+
+async fn wait_healthy(client: &Client, gw: &GatewayProcess) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = client.get(format!("{}/healthz", gw.url)).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gateway did not become healthy; output:\n{}",
+            gw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A cookie jar and a client that does not follow redirects.
+#[derive(Clone)]
+pub struct Browser {
+    pub client: Client,
+    pub cookies: Vec<(String, String)>,
+    pub base: String,
+}
+
+impl Browser {
+    pub fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Stores the response's Set-Cookie headers (Max-Age=0 deletes).
+    pub fn absorb(&mut self, headers: &HeaderMap) {
+        for sc in headers.get_all(SET_COOKIE) {
+            let Ok(sc) = sc.to_str() else { continue };
+            let first = sc.split(';').next().unwrap_or("");
+            let Some((name, value)) = first.split_once('=') else {
+                continue;
+            };
+            self.cookies.retain(|(k, _)| k != name);
+            if !sc.contains("Max-Age=0") && !value.is_empty() {
+                self.cookies.push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+
+    /// GET an absolute URL or a gateway path, with this browser's cookies
+    /// when the URL is the gateway's.
+    pub async fn get(&mut self, url: &str) -> Response {
+        let url = if url.starts_with("http") {
+            url.to_string()
+        } else {
+            format!("{}{url}", self.base)
+        };
+        let mut req = self
+            .client
+            .get(&url)
+            .header("Accept", "text/html,application/xhtml+xml");
+        if url.starts_with(&self.base) && !self.cookies.is_empty() {
+            req = req.header(COOKIE, self.cookie_header());
+        }
+        let resp = req.send().await.expect("request");
+        if url.starts_with(&self.base) {
+            self.absorb(resp.headers());
+        }
+        resp
+    }
+
+    /// /auth/login -> DocuSign consent -> callback; returns the callback's response.
+    pub async fn login(&mut self, return_to: &str) -> Response {
+        let callback_url = self.start_login(return_to).await;
+        self.get(&callback_url).await
+    }
+
+    /// /auth/login and the consent page; returns the callback URL DocuSign sent.
+    pub async fn start_login(&mut self, return_to: &str) -> String {
+        let q: String = form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+        let r = self.get(&format!("/auth/login?return_to={q}")).await;
+        assert_eq!(r.status(), 302);
+        let consent = location(&r);
+        let r = self.get(&consent).await;
+        assert_eq!(r.status(), 302, "fake consent redirects");
+        location(&r)
+    }
+}
+
+pub fn location(r: &Response) -> String {
+    r.headers()
+        .get(LOCATION)
+        .expect("Location header")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Query parameters of a URL.
+pub fn query(url: &str) -> Vec<(String, String)> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+pub fn param(url: &str, name: &str) -> Option<String> {
+    query(url)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// Polls `f` until it returns true or the bound passes.
+pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Sends one HTTP/1.1 request as written (no URL normalisation) and returns
+/// the status code and the whole response text.
+pub async fn raw_request(addr: SocketAddr, request_head: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request_head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
