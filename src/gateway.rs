@@ -10,6 +10,7 @@
 //! 4. The request is forwarded with `Host` and SNI of that REST host, the
 //!    session's DocuSign bearer token and without the gateway's cookies; the
 //!    response streams back untouched.
+//!
 //! Anything else is 404.
 
 use std::net::SocketAddr;

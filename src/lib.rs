@@ -16,6 +16,7 @@ pub mod docusign;
 pub mod fake;
 pub mod gateway;
 pub mod keys;
+pub mod logging;
 pub mod pending;
 pub mod reply;
 pub mod resolver;

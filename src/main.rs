@@ -60,7 +60,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    docusign_gateway::logging::init();
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => Config::load(&cli.config, std::env::vars())
             .map_err(|e| e.to_string())
@@ -108,13 +108,4 @@ fn run_fake(cfg: FakeConfig) -> Result<(), String> {
         }
         tokio::signal::ctrl_c().await.map_err(|e| e.to_string())
     })
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

@@ -16,7 +16,8 @@ pub trait SessionStore: Send + Sync {
     /// The live session with this id; an expired one is removed and not returned.
     async fn get(&self, id: &str) -> Option<Arc<Session>>;
     async fn remove(&self, id: &str) -> Option<Arc<Session>>;
-    async fn len(&self) -> usize;
+    /// How many sessions are stored (for metrics and readiness).
+    async fn count(&self) -> usize;
 }
 
 pub struct MemoryStore {
@@ -76,7 +77,7 @@ impl SessionStore for MemoryStore {
         self.sessions.remove(id).map(|(_, s)| s)
     }
 
-    async fn len(&self) -> usize {
+    async fn count(&self) -> usize {
         self.sessions.len()
     }
 }
@@ -102,7 +103,7 @@ mod tests {
         assert!(store.get("nope").await.is_none());
         assert!(store.remove(&s.id).await.is_some());
         assert!(store.get(&s.id).await.is_none());
-        assert_eq!(store.len().await, 0);
+        assert_eq!(store.count().await, 0);
     }
 
     #[test]

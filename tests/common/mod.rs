@@ -69,7 +69,7 @@ pub fn spawn_gateway(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (k, v) in std::env::vars() {
+    for (k, _) in std::env::vars() {
         if k.starts_with("DSGW_") {
             cmd.env_remove(k);
         }
