@@ -1,6 +1,7 @@
 //! A bad configuration stops start-up with one message naming the key.
 
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const GOOD: &str = r#"
@@ -12,16 +13,29 @@ client_id = "ik"
 secure_cookie = false
 "#;
 
+/// (config text, extra environment, the key the error must name)
+type Case = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
 /// Runs the binary with this config text and environment; returns (exit code, stderr).
 fn run(config: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
     let path = std::env::temp_dir().join(format!(
         "dsgw-config-test-{}-{}.toml",
         std::process::id(),
-        config.len() + env.len() * 7919 + env.iter().map(|(k, v)| k.len() * 31 + v.len()).sum::<usize>()
+        RUNS.fetch_add(1, Ordering::SeqCst)
     ));
     std::fs::write(&path, config).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_docusign-gateway"));
-    cmd.arg("--config").arg(&path).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.arg("--config")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     for (k, _) in std::env::vars() {
         if k.starts_with("DSGW_") {
             cmd.env_remove(k);
@@ -47,22 +61,55 @@ fn run(config: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
     };
     let mut stderr = String::new();
     use std::io::Read;
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     let _ = std::fs::remove_file(&path);
     (status.code(), stderr)
 }
 
 #[test]
 fn bad_configs_name_the_key_and_exit_non_zero() {
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
-        ("[docusign]\nclient_id = \"ik\"\nclient_idd = \"x\"\n", &[], "docusign.client_idd"),
-        (GOOD, &[("DSGW_SESSION_SECRET", "too-short")], "session.secret"),
-        (GOOD, &[("DSGW_DOCUSIGN_AUTH_SERVER", "http://127.0.0.1:9")], "docusign.auth_server"),
-        (GOOD, &[("DSGW_DOCUSIGN_AUTH_SERVER", "::not a url::")], "docusign.auth_server"),
-        (GOOD, &[("DSGW_SERVER_PUBLIC_URL", "nope")], "server.public_url"),
-        (GOOD, &[("DSGW_SESSION_TTL_SECS", "forever")], "DSGW_SESSION_TTL_SECS"),
+    let cases: &[Case] = &[
+        (
+            "[docusign]\nclient_id = \"ik\"\nclient_idd = \"x\"\n",
+            &[],
+            "docusign.client_idd",
+        ),
+        (
+            GOOD,
+            &[("DSGW_SESSION_SECRET", "too-short")],
+            "session.secret",
+        ),
+        (
+            GOOD,
+            &[("DSGW_DOCUSIGN_AUTH_SERVER", "http://127.0.0.1:9")],
+            "docusign.auth_server",
+        ),
+        (
+            GOOD,
+            &[("DSGW_DOCUSIGN_AUTH_SERVER", "::not a url::")],
+            "docusign.auth_server",
+        ),
+        (
+            GOOD,
+            &[("DSGW_SERVER_PUBLIC_URL", "nope")],
+            "server.public_url",
+        ),
+        (
+            GOOD,
+            &[("DSGW_SESSION_TTL_SECS", "forever")],
+            "DSGW_SESSION_TTL_SECS",
+        ),
         (GOOD, &[("DSGW_SESSION_BOGUS", "1")], "session.bogus"),
-        (GOOD, &[("DSGW_DOCUSIGN_ALLOWED_API_HOSTS", "*")], "docusign.allowed_api_hosts"),
+        (
+            GOOD,
+            &[("DSGW_DOCUSIGN_ALLOWED_API_HOSTS", "*")],
+            "docusign.allowed_api_hosts",
+        ),
         ("[docusign]\n", &[], "docusign.client_id"),
         ("not toml at all [", &[], "TOML"),
     ];

@@ -84,7 +84,11 @@ async fn upstream_errors_and_headers_pass_through_untouched() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    for h in ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"] {
+    for h in [
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+    ] {
         assert!(r.headers().contains_key(h), "{h} passed through");
     }
     let v: Value = r.json().await.unwrap();
@@ -141,17 +145,30 @@ async fn no_docusign_token_in_any_response_or_log_line() {
     // Give the log readers a moment to drain.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let logs = env.gw.logs();
-    assert!(logs.contains("login completed"), "logs are captured:\n{logs}");
+    assert!(
+        logs.contains("login completed"),
+        "logs are captured:\n{logs}"
+    );
     let secrets = env.fake.issued_secrets();
     assert!(secrets.len() >= 3, "tokens, code and client secret");
     let code = param(&callback, "code").unwrap();
     let session_cookie = b.cookie(COOKIE_NAME).unwrap_or_default();
     for secret in secrets.iter().chain([&code, &SECRET.to_string()]) {
         assert!(!seen.contains(secret.as_str()), "a response leaks a secret");
-        let leaking: Vec<&str> = logs.lines().filter(|l| l.contains(secret.as_str())).collect();
-        assert!(leaking.is_empty(), "the log leaks a secret in:\n{}", leaking.join("\n"));
+        let leaking: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains(secret.as_str()))
+            .collect();
+        assert!(
+            leaking.is_empty(),
+            "the log leaks a secret in:\n{}",
+            leaking.join("\n")
+        );
     }
     if !session_cookie.is_empty() {
-        assert!(!logs.contains(&session_cookie), "the log leaks the session cookie");
+        assert!(
+            !logs.contains(&session_cookie),
+            "the log leaks the session cookie"
+        );
     }
 }
