@@ -144,12 +144,8 @@ pub async fn callback(gw: &Gateway, req: &RequestHeader) -> Reply {
         Ok(i) => i,
         Err(e) => return login_failure("userinfo", &e),
     };
-    let session = Arc::new(Session::new(
-        info,
-        tokens,
-        &gw.policy,
-        gw.cfg.session.ttl.as_secs(),
-    ));
+    let lifetime = gw.cfg.session_lifetime();
+    let session = Arc::new(Session::new(info, tokens, &gw.policy, lifetime.as_secs()));
     gw.sessions.insert(session.clone()).await;
     info!(
         session = %log_id(&session.id),
@@ -157,10 +153,7 @@ pub async fn callback(gw: &Gateway, req: &RequestHeader) -> Reply {
         "login completed"
     );
     Reply::redirect(&pending.return_to)
-        .header(
-            "Set-Cookie",
-            gw.cookies.set_session(&session.id, gw.cfg.session.ttl),
-        )
+        .header("Set-Cookie", gw.cookies.set_session(&session.id, lifetime))
         .header("Set-Cookie", gw.cookies.clear_login())
         .no_store()
 }

@@ -94,6 +94,7 @@ struct RawDocusign {
     allowed_api_hosts: Vec<String>,
     allow_plain_http: bool,
     request_timeout_secs: u64,
+    refresh_token_ttl_secs: u64,
 }
 
 impl Default for RawDocusign {
@@ -108,6 +109,7 @@ impl Default for RawDocusign {
             allowed_api_hosts: vec!["*.docusign.net".into()],
             allow_plain_http: false,
             request_timeout_secs: 10,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
         }
     }
 }
@@ -173,6 +175,9 @@ pub struct DocusignConfig {
     pub allowed_api_hosts: Vec<HostPattern>,
     pub allow_plain_http: bool,
     pub request_timeout: Duration,
+    /// How long DocuSign's refresh tokens live (DocuSign does not say in its
+    /// answer): no session outlives it.
+    pub refresh_token_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -225,6 +230,12 @@ impl Config {
     /// The callback URL registered at DocuSign.
     pub fn redirect_uri(&self) -> &Url {
         &self.docusign.redirect_uri
+    }
+
+    /// How long a new session lives: its ttl, but never beyond the refresh
+    /// token's lifetime.
+    pub fn session_lifetime(&self) -> Duration {
+        self.session.ttl.min(self.docusign.refresh_token_ttl)
     }
 
     /// `public_url` joined with an absolute path, e.g. `/auth/login`.
@@ -447,6 +458,12 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             "expected a number of seconds between 1 and 300",
         ));
     }
+    if docusign.refresh_token_ttl_secs == 0 {
+        return Err(ConfigError::new(
+            "docusign.refresh_token_ttl_secs",
+            "expected a positive number of seconds (DocuSign: about 30 days)",
+        ));
+    }
 
     if session.cookie_name.is_empty()
         || !session
@@ -509,6 +526,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             allowed_api_hosts,
             allow_plain_http: docusign.allow_plain_http,
             request_timeout: Duration::from_secs(docusign.request_timeout_secs),
+            refresh_token_ttl: Duration::from_secs(docusign.refresh_token_ttl_secs),
         },
         session: SessionConfig {
             login_cookie_name: format!("{}_login", session.cookie_name),

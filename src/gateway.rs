@@ -7,9 +7,15 @@
 //! 3. The account named in the path must be one of the session's (else 403);
 //!    other paths go to the default account. Its REST host must have passed
 //!    `allowed_api_hosts` at login (else 502), and must resolve (else 502).
-//! 4. The request is forwarded with `Host` and SNI of that REST host, the
+//! 4. The session's access token must be usable: inside the refresh window
+//!    it is refreshed first (see `refresh`); a refused refresh token ends the
+//!    session (as in 2), a DocuSign outage without a usable token is 503.
+//! 5. The request is forwarded with `Host` and SNI of that REST host, the
 //!    session's DocuSign bearer token and without the gateway's cookies; the
 //!    response streams back untouched.
+//! 6. If DocuSign answers 401, the session is refreshed (once, shared with
+//!    concurrent requests) and the request replayed once with the new token;
+//!    a body too large to replay (over 64 KiB) gets DocuSign's 401 as it is.
 //!
 //! Anything else is 404.
 
@@ -18,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session as Downstream};
 use pingora::{Error, ErrorSource, ErrorType, Result};
@@ -32,6 +38,7 @@ use crate::config::Config;
 use crate::cookies::CookieCodec;
 use crate::docusign::DocuSignClient;
 use crate::pending::PendingLogins;
+use crate::refresh::{Freshness, Refresher};
 use crate::reply::Reply;
 use crate::resolver::Resolver;
 use crate::router::{self, Route};
@@ -48,8 +55,9 @@ pub struct Gateway {
     pub sessions: Arc<dyn SessionStore>,
     pub logins: PendingLogins,
     pub cookies: CookieCodec,
-    pub docusign: DocuSignClient,
+    pub docusign: Arc<DocuSignClient>,
     pub policy: HostPolicy,
+    refresher: Refresher,
     resolver: Resolver,
 }
 
@@ -67,12 +75,27 @@ pub struct RequestCtx {
     session: Option<Arc<Session>>,
     upstream: Option<Upstream>,
     bearer: Option<Secret>,
+    /// Generation of the token pair `bearer` belongs to.
+    generation: u64,
+    browser: bool,
+    /// The one replay after a 401 has been decided.
+    replayed: bool,
+    /// The error being returned asks pingora for that replay.
+    replay_pending: bool,
+    /// What to answer when forwarding ends in an error we chose.
+    local_reply: Option<Reply>,
 }
 
 impl Gateway {
     pub fn new(cfg: Config) -> Result<Gateway, String> {
-        let docusign = DocuSignClient::new(&cfg)?;
+        let docusign = Arc::new(DocuSignClient::new(&cfg)?);
+        let refresher = Refresher::new(
+            docusign.clone(),
+            cfg.session.refresh_before_expiry,
+            cfg.docusign.request_timeout + Duration::from_secs(5),
+        );
         Ok(Gateway {
+            refresher,
             sessions: Arc::new(MemoryStore::new(cfg.session.max_sessions)),
             logins: PendingLogins::new(cfg.session.login_timeout, cfg.session.max_pending_logins),
             cookies: CookieCodec::new(&cfg.session),
@@ -115,16 +138,18 @@ impl Gateway {
         .no_store()
     }
 
-    /// Steps 2 and 3 of the module doc: the session, the account, its host.
+    /// Steps 2 to 4 of the module doc: the session, the account, its host,
+    /// a usable token.
     async fn prepare_forward(
         &self,
         req: &RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<(), Reply> {
         let path = req.uri.path();
+        let original = req.uri.path_and_query().map_or(path, |pq| pq.as_str());
+        ctx.browser = wants_html(req);
         let Some(session) = self.session_of(req).await else {
-            let original = req.uri.path_and_query().map_or(path, |pq| pq.as_str());
-            return Err(self.login_required_for(wants_html(req), original));
+            return Err(self.login_required_for(ctx.browser, original));
         };
         if router::has_dot_segment(path) {
             return Err(Reply::error(
@@ -157,11 +182,83 @@ impl Gateway {
                 warn!(host = %host.host, %reason, "REST host unreachable");
                 Reply::error(502, "upstream_unreachable", &reason)
             })?;
-        ctx.bearer = Some(session.tokens().set.access_token.clone());
+        let tokens = match self.refresher.fresh(&session, None).await {
+            Freshness::Ready(tokens) => tokens,
+            Freshness::LoginRequired => {
+                self.sessions.remove(&session.id).await;
+                return Err(self.login_required_for(ctx.browser, original));
+            }
+            Freshness::Unavailable { retry_after_secs } => {
+                return Err(token_unavailable(retry_after_secs));
+            }
+        };
+        ctx.bearer = Some(tokens.set.access_token.clone());
+        ctx.generation = tokens.generation;
         ctx.session = Some(session);
         ctx.upstream = Some(Upstream { addr, host });
         Ok(())
     }
+
+    /// Step 6: DocuSign refused the token. Returns `Ok` to pass its answer
+    /// through, or an error that replays the request or ends it with
+    /// `ctx.local_reply`.
+    async fn after_upstream_401(
+        &self,
+        replayable: bool,
+        original: &str,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(session) = ctx.session.clone() else {
+            return Ok(());
+        };
+        ctx.replayed = true;
+        let outcome = self.refresher.fresh(&session, Some(ctx.generation)).await;
+        if let Freshness::LoginRequired = outcome {
+            self.sessions.remove(&session.id).await;
+        }
+        if !replayable {
+            // The session is refreshed for the next call; this one gets DocuSign's own 401.
+            return Ok(());
+        }
+        let mut e = match outcome {
+            Freshness::Ready(tokens) => {
+                ctx.bearer = Some(tokens.set.access_token.clone());
+                ctx.generation = tokens.generation;
+                ctx.replay_pending = true;
+                info!(session = %log_id(&session.id), "replaying after DocuSign answered 401");
+                let mut e = Error::explain(
+                    ErrorType::Custom("docusign_401"),
+                    "replay with refreshed token",
+                );
+                e.set_retry(true);
+                return Err(e);
+            }
+            Freshness::LoginRequired => {
+                ctx.local_reply = Some(self.login_required_for(ctx.browser, original));
+                Error::explain(ErrorType::Custom("login_required"), "refresh token refused")
+            }
+            Freshness::Unavailable { retry_after_secs } => {
+                ctx.local_reply = Some(token_unavailable(retry_after_secs));
+                Error::explain(
+                    ErrorType::Custom("refresh_unavailable"),
+                    "token refresh failed",
+                )
+            }
+        };
+        e.set_retry(false);
+        Err(e)
+    }
+}
+
+/// 503 while DocuSign's token endpoint is failing and no usable token is left.
+fn token_unavailable(retry_after_secs: u64) -> Reply {
+    Reply::error(
+        503,
+        "docusign_unavailable",
+        "The DocuSign access token could not be refreshed; the session is kept. Retry later.",
+    )
+    .header("Retry-After", retry_after_secs.to_string())
+    .no_store()
 }
 
 #[async_trait]
@@ -175,6 +272,11 @@ impl ProxyHttp for Gateway {
             session: None,
             upstream: None,
             bearer: None,
+            generation: 0,
+            browser: false,
+            replayed: false,
+            replay_pending: false,
+            local_reply: None,
         }
     }
 
@@ -197,7 +299,11 @@ impl ProxyHttp for Gateway {
                 "The gateway serves /restapi/... and /auth/...",
             ),
             Route::Api => match self.prepare_forward(req, ctx).await {
-                Ok(()) => return Ok(false),
+                Ok(()) => {
+                    // Keep up to 64 KiB of the body so a 401 can be replayed.
+                    downstream.enable_retry_buffering();
+                    return Ok(false);
+                }
                 Err(reply) => reply,
             },
         };
@@ -251,12 +357,60 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    async fn upstream_response_filter(
+        &self,
+        downstream: &mut Downstream,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if upstream_response.status.as_u16() != 401 || ctx.replayed {
+            return Ok(());
+        }
+        let replayable = !downstream.retry_buffer_truncated();
+        let original = downstream.req_header().uri.to_string();
+        self.after_upstream_401(replayable, &original, ctx).await
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        downstream: &mut Downstream,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if std::mem::take(&mut ctx.replay_pending) {
+            // Our own replay after a refresh: safe for any method, because
+            // the body came from the retry buffer and the request was refused.
+            return e;
+        }
+        if !downstream.req_header().method.is_idempotent() || downstream.retry_buffer_truncated() {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
     async fn fail_to_proxy(
         &self,
         downstream: &mut Downstream,
         e: &Error,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> FailToProxy {
+        // pingora closes the connection after a failed proxy attempt: say so.
+        downstream.set_keepalive(None);
+        if let Some(reply) = ctx.local_reply.take() {
+            let code = reply.status;
+            if downstream.response_written().is_none() {
+                let _ = reply.send(downstream).await;
+            }
+            return FailToProxy {
+                error_code: code,
+                can_reuse_downstream: false,
+            };
+        }
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
             _ => match e.esource() {

@@ -18,6 +18,7 @@ pub mod gateway;
 pub mod keys;
 pub mod logging;
 pub mod pending;
+pub mod refresh;
 pub mod reply;
 pub mod resolver;
 pub mod return_to;

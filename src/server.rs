@@ -15,9 +15,10 @@ pub fn build(cfg: Config, opt: Option<Opt>) -> Result<Server, String> {
         threads: cfg.server.threads,
         grace_period_seconds: Some(GRACE_PERIOD_SECS),
         graceful_shutdown_timeout_seconds: Some(GRACE_PERIOD_SECS),
-        // One replay at most is ever needed (after a refresh); pingora's
-        // default would retry connection failures many times.
-        max_retries: 1,
+        // Attempts per request: the first, one replay after a 401 and a
+        // refresh, and one spare for a reused upstream connection that
+        // turned out closed. pingora's default is 16.
+        max_retries: 3,
         ..ServerConf::default()
     };
     let listen = cfg.server.listen;

@@ -4,6 +4,7 @@
 //! The token pair sits behind its own lock as one `Arc`, so it is replaced as
 //! a whole: a reader sees the old pair or the new pair, never a mix.
 
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -69,11 +70,19 @@ pub struct Session {
     pub expires_at: u64,
     tokens: RwLock<Arc<Tokens>>,
     /// Held while the session's tokens are being refreshed (single flight).
-    pub refresh_lock: tokio::sync::Mutex<()>,
+    pub refresh_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Refreshes that failed in a row for a transient reason.
+    pub refresh_failures: AtomicU32,
+    /// No refresh is tried before this time (unix milliseconds): back-off.
+    pub refresh_not_before_ms: AtomicU64,
+    /// DocuSign refused the refresh token: the session is over.
+    dead: AtomicBool,
 }
 
 impl Session {
     /// Builds a session from a completed login.
+    /// `ttl_secs` bounds its life (the caller keeps it within the refresh
+    /// token's lifetime).
     pub fn new(info: UserInfo, tokens: TokenSet, policy: &HostPolicy, ttl_secs: u64) -> Self {
         let now = now_unix();
         let accounts: Vec<Account> = info
@@ -103,8 +112,19 @@ impl Session {
                 set: tokens,
                 generation: 0,
             })),
-            refresh_lock: tokio::sync::Mutex::new(()),
+            refresh_lock: Arc::new(tokio::sync::Mutex::new(())),
+            refresh_failures: AtomicU32::new(0),
+            refresh_not_before_ms: AtomicU64::new(0),
+            dead: AtomicBool::new(false),
         }
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
+    }
+
+    pub fn mark_dead(&self) {
+        self.dead.store(true, Ordering::Release);
     }
 
     /// The current token pair.
@@ -138,7 +158,7 @@ impl Session {
     }
 
     pub fn is_expired(&self, now: u64) -> bool {
-        now >= self.expires_at
+        now >= self.expires_at || self.is_dead()
     }
 }
 

@@ -255,7 +255,15 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
         status: 0,
     };
 
-    let mode = shared.lock().token_mode;
+    let mode = {
+        let mut state = shared.lock();
+        state.token_in_flight += 1;
+        state.stats.max_concurrent_token_requests = state
+            .stats
+            .max_concurrent_token_requests
+            .max(state.token_in_flight);
+        state.token_mode
+    };
     let response = match mode {
         TokenEndpointMode::ServerError => reply::text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -270,6 +278,7 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
 
     record.status = response.status().as_u16();
     let mut state = shared.lock();
+    state.token_in_flight = state.token_in_flight.saturating_sub(1);
     match grant_type.as_deref() {
         Some(AUTHORIZATION_CODE) => state.stats.token_authorization_code += 1,
         Some(REFRESH_TOKEN) => state.stats.token_refresh += 1,

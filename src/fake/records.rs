@@ -12,6 +12,8 @@ pub struct FakeStats {
     pub token_authorization_code: u64,
     pub token_refresh: u64,
     pub token_errors: u64,
+    /// The most `/oauth/token` requests that were in progress at one time.
+    pub max_concurrent_token_requests: u64,
     pub userinfo: u64,
     pub rest_requests_per_host: Vec<u64>,
 }

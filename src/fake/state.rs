@@ -131,6 +131,8 @@ pub(crate) struct State {
     pub(crate) deny_consent: bool,
     pub(crate) is_default_as_string: bool,
     pub(crate) token_mode: TokenEndpointMode,
+    /// `/oauth/token` requests being answered right now.
+    pub(crate) token_in_flight: u64,
     pub(crate) stats: FakeStats,
     pub(crate) rest_requests: Vec<RecordedRequest>,
     pub(crate) token_requests: Vec<RecordedTokenRequest>,
@@ -164,6 +166,7 @@ impl State {
         }
         State {
             access_token_ttl: config.access_token_ttl,
+            token_in_flight: 0,
             refresh_token_ttl: config.refresh_token_ttl,
             consenting_user: config
                 .users
