@@ -10,11 +10,13 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use crate::docusign::OAuthError;
-use crate::gateway::{log_id, Gateway};
+use crate::gateway::{log_id, Caller, Gateway};
+use crate::pages;
 use crate::pending::{PendingLogin, StateError};
 use crate::reply::Reply;
 use crate::return_to;
-use crate::session::{random_id, Session};
+use crate::router::SESSION_PATH;
+use crate::session::{now_unix, random_id, Session};
 
 /// The value of one query parameter (decoded), if present.
 pub fn query_param(req: &RequestHeader, name: &str) -> Option<String> {
@@ -184,10 +186,17 @@ fn login_failure(step: &str, e: &OAuthError) -> Reply {
 }
 
 /// `GET /auth/session`: who is logged in and their accounts, never a token.
+/// JSON, or a small page for browsers.
 pub async fn session_info(gw: &Gateway, req: &RequestHeader) -> Reply {
-    let Some(session) = gw.session_of(req).await else {
-        return gw.login_required(false);
+    let browser = wants_html(req);
+    let session = match gw.caller(req).await {
+        Caller::Session(s) => s,
+        // Always 401 JSON here (even for browsers), as documented.
+        other => return gw.login_required_for(&other, false, SESSION_PATH),
     };
+    if browser {
+        return pages::session_page(&session, &gw.cfg.public_link(""));
+    }
     let tokens = session.tokens();
     let accounts: Vec<_> = session
         .accounts
@@ -215,12 +224,41 @@ pub async fn session_info(gw: &Gateway, req: &RequestHeader) -> Reply {
     .no_store()
 }
 
+/// `POST /auth/token`: a gateway bearer token for the session of the cookie.
+pub async fn mint_token(gw: &Gateway, req: &RequestHeader) -> Reply {
+    if req.method != http::Method::POST {
+        return Reply::error(405, "method_not_allowed", "Use POST to mint a token.")
+            .header("Allow", "POST");
+    }
+    // Only a browser session mints tokens: a token cannot mint its successor.
+    let session = match gw.cookies.session_from(cookie_header(req)) {
+        Some(id) => gw.sessions.get(&id).await,
+        None => None,
+    };
+    let Some(session) = session else {
+        return gw.login_required_for(&Caller::Anonymous, false, SESSION_PATH);
+    };
+    let (token, expires_at) = gw.api_tokens.mint(
+        &session.user.sub,
+        &session.id,
+        now_unix(),
+        session.expires_at,
+    );
+    info!(session = %log_id(&session.id), expires_at, "gateway token minted");
+    Reply::json(
+        200,
+        &json!({ "token": token, "token_type": "Bearer", "expires_at": expires_at }),
+    )
+    .no_store()
+}
+
 /// `POST /auth/logout` (and GET): deletes the session and clears the cookie.
 pub async fn logout(gw: &Gateway, req: &RequestHeader) -> Reply {
-    if let Some(id) = gw.cookies.session_from(cookie_header(req)) {
-        if gw.sessions.remove(&id).await.is_some() {
-            info!(session = %log_id(&id), "logout");
-        }
+    // Ending the session ends every gateway token minted for it.
+    if let Caller::Session(session) = gw.caller(req).await {
+        session.mark_dead();
+        gw.sessions.remove(&session.id).await;
+        info!(session = %log_id(&session.id), "logout");
     }
     let reply = if wants_html(req) {
         Reply::page(

@@ -125,6 +125,7 @@ struct RawSession {
     max_sessions: u64,
     login_timeout_secs: u64,
     max_pending_logins: u64,
+    api_token_ttl_secs: u64,
 }
 
 impl Default for RawSession {
@@ -138,6 +139,7 @@ impl Default for RawSession {
             max_sessions: 100_000,
             login_timeout_secs: MAX_LOGIN_TIMEOUT_SECS,
             max_pending_logins: 10_000,
+            api_token_ttl_secs: 30 * 24 * 3600,
         }
     }
 }
@@ -192,6 +194,8 @@ pub struct SessionConfig {
     pub max_sessions: usize,
     pub login_timeout: Duration,
     pub max_pending_logins: usize,
+    /// Lifetime of gateway-issued API tokens (never beyond their session).
+    pub api_token_ttl: Duration,
 }
 
 impl Config {
@@ -503,6 +507,12 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             format!("expected a number of seconds between 1 and {MAX_LOGIN_TIMEOUT_SECS}"),
         ));
     }
+    if session.api_token_ttl_secs == 0 {
+        return Err(ConfigError::new(
+            "session.api_token_ttl_secs",
+            "expected a positive number of seconds",
+        ));
+    }
     if session.max_pending_logins == 0 {
         return Err(ConfigError::new(
             "session.max_pending_logins",
@@ -538,6 +548,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             max_sessions: session.max_sessions as usize,
             login_timeout: Duration::from_secs(session.login_timeout_secs),
             max_pending_logins: session.max_pending_logins as usize,
+            api_token_ttl: Duration::from_secs(session.api_token_ttl_secs),
         },
     })
 }

@@ -136,6 +136,7 @@ mod tests {
             max_sessions: 10,
             login_timeout: Duration::from_secs(60),
             max_pending_logins: 10,
+            api_token_ttl: Duration::from_secs(60),
         })
     }
 

@@ -33,6 +33,7 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use crate::api_host::{ApiHost, HostPolicy};
+use crate::api_token::ApiTokens;
 use crate::auth::{self, cookie_header, wants_html};
 use crate::config::Config;
 use crate::cookies::CookieCodec;
@@ -57,8 +58,30 @@ pub struct Gateway {
     pub cookies: CookieCodec,
     pub docusign: Arc<DocuSignClient>,
     pub policy: HostPolicy,
+    pub api_tokens: ApiTokens,
     refresher: Refresher,
     resolver: Resolver,
+}
+
+/// Who sent a request.
+pub enum Caller {
+    Session(Arc<Session>),
+    /// No session cookie and no bearer token.
+    Anonymous,
+    /// A bearer token that is not a valid gateway token of a live session.
+    BadToken,
+}
+
+/// The token of `Authorization: Bearer <token>`, if one is there.
+pub fn bearer_token(req: &RequestHeader) -> Option<&str> {
+    let value = req
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Where a forwarded request goes.
@@ -96,6 +119,11 @@ impl Gateway {
         );
         Ok(Gateway {
             refresher,
+            api_tokens: ApiTokens::new(
+                cfg.session.secret.expose().as_bytes(),
+                &cfg.public_link(""),
+                cfg.session.api_token_ttl.as_secs(),
+            ),
             sessions: Arc::new(MemoryStore::new(cfg.session.max_sessions)),
             logins: PendingLogins::new(cfg.session.login_timeout, cfg.session.max_pending_logins),
             cookies: CookieCodec::new(&cfg.session),
@@ -109,32 +137,63 @@ impl Gateway {
         })
     }
 
-    /// The live session named by the request's cookie.
+    /// Who is calling: the session of the request's cookie, else the session
+    /// named by a gateway token in `Authorization: Bearer`.
+    pub async fn caller(&self, req: &RequestHeader) -> Caller {
+        if let Some(id) = self.cookies.session_from(cookie_header(req)) {
+            if let Some(session) = self.sessions.get(&id).await {
+                return Caller::Session(session);
+            }
+        }
+        let Some(token) = bearer_token(req) else {
+            return Caller::Anonymous;
+        };
+        let Some(claims) = self.api_tokens.verify(token) else {
+            return Caller::BadToken;
+        };
+        match self.sessions.get(&claims.sid).await {
+            Some(session) if session.user.sub == claims.sub => Caller::Session(session),
+            _ => Caller::BadToken,
+        }
+    }
+
+    /// The caller's live session, if any.
     pub async fn session_of(&self, req: &RequestHeader) -> Option<Arc<Session>> {
-        let id = self.cookies.session_from(cookie_header(req))?;
-        self.sessions.get(&id).await
+        match self.caller(req).await {
+            Caller::Session(s) => Some(s),
+            _ => None,
+        }
     }
 
-    /// The answer to a request that needs a session and has none.
-    pub fn login_required(&self, browser: bool) -> Reply {
-        self.login_required_for(browser, "/auth/session")
-    }
-
-    fn login_required_for(&self, browser: bool, original: &str) -> Reply {
+    /// The answer to a request that needs a session and has none: a browser
+    /// goes to login (and back to `original`), any other client gets 401.
+    pub fn login_required_for(&self, caller: &Caller, browser: bool, original: &str) -> Reply {
         let login_url = self.cfg.public_link(router::LOGIN_PATH);
-        if browser {
+        let bad_token = matches!(caller, Caller::BadToken);
+        if browser && !bad_token {
             let return_to: String = form_urlencoded::byte_serialize(original.as_bytes()).collect();
             return Reply::redirect(&format!("{login_url}?return_to={return_to}")).no_store();
         }
+        let (message, challenge) = if bad_token {
+            (
+                "The gateway token is invalid or expired, or its session has ended. Log in again and mint a new one.",
+                "Bearer realm=\"docusign-gateway\", error=\"invalid_token\"",
+            )
+        } else {
+            (
+                "No valid gateway session. Log in through the login_url in a browser.",
+                "Bearer realm=\"docusign-gateway\"",
+            )
+        };
         Reply::json(
             401,
             &json!({
                 "error": "login_required",
-                "message": "No valid gateway session. Log in through the login_url in a browser.",
+                "message": message,
                 "login_url": login_url,
             }),
         )
-        .header("WWW-Authenticate", "Bearer realm=\"docusign-gateway\"")
+        .header("WWW-Authenticate", challenge)
         .no_store()
     }
 
@@ -148,8 +207,9 @@ impl Gateway {
         let path = req.uri.path();
         let original = req.uri.path_and_query().map_or(path, |pq| pq.as_str());
         ctx.browser = wants_html(req);
-        let Some(session) = self.session_of(req).await else {
-            return Err(self.login_required_for(ctx.browser, original));
+        let session = match self.caller(req).await {
+            Caller::Session(session) => session,
+            other => return Err(self.login_required_for(&other, ctx.browser, original)),
         };
         if router::has_dot_segment(path) {
             return Err(Reply::error(
@@ -186,7 +246,7 @@ impl Gateway {
             Freshness::Ready(tokens) => tokens,
             Freshness::LoginRequired => {
                 self.sessions.remove(&session.id).await;
-                return Err(self.login_required_for(ctx.browser, original));
+                return Err(self.login_required_for(&Caller::Anonymous, ctx.browser, original));
             }
             Freshness::Unavailable { retry_after_secs } => {
                 return Err(token_unavailable(retry_after_secs));
@@ -234,7 +294,8 @@ impl Gateway {
                 return Err(e);
             }
             Freshness::LoginRequired => {
-                ctx.local_reply = Some(self.login_required_for(ctx.browser, original));
+                ctx.local_reply =
+                    Some(self.login_required_for(&Caller::Anonymous, ctx.browser, original));
                 Error::explain(ErrorType::Custom("login_required"), "refresh token refused")
             }
             Freshness::Unavailable { retry_after_secs } => {
@@ -293,6 +354,7 @@ impl ProxyHttp for Gateway {
             Route::Callback => auth::callback(self, req).await,
             Route::SessionInfo => auth::session_info(self, req).await,
             Route::Logout => auth::logout(self, req).await,
+            Route::Token => auth::mint_token(self, req).await,
             Route::NotFound => Reply::error(
                 404,
                 "not_found",

@@ -8,6 +8,7 @@
 //! (pingora wiring), `demo` and `fake` (the built-in fake DocuSign).
 
 pub mod api_host;
+pub mod api_token;
 pub mod auth;
 pub mod config;
 pub mod cookies;
@@ -17,6 +18,7 @@ pub mod fake;
 pub mod gateway;
 pub mod keys;
 pub mod logging;
+pub mod pages;
 pub mod pending;
 pub mod refresh;
 pub mod reply;

@@ -6,6 +6,7 @@ pub const API_PREFIX: &str = "/restapi/";
 pub const LOGIN_PATH: &str = "/auth/login";
 pub const SESSION_PATH: &str = "/auth/session";
 pub const LOGOUT_PATH: &str = "/auth/logout";
+pub const TOKEN_PATH: &str = "/auth/token";
 pub const HEALTH_PATH: &str = "/healthz";
 
 /// What the gateway does with a request.
@@ -16,6 +17,8 @@ pub enum Route {
     Callback,
     SessionInfo,
     Logout,
+    /// Mints a gateway API token.
+    Token,
     /// Forwarded to a DocuSign REST host.
     Api,
     NotFound,
@@ -23,7 +26,14 @@ pub enum Route {
 
 /// Paths the gateway answers itself (the callback path may not shadow them).
 pub fn is_reserved_path(path: &str) -> bool {
-    [LOGIN_PATH, SESSION_PATH, LOGOUT_PATH, HEALTH_PATH].contains(&path)
+    [
+        LOGIN_PATH,
+        SESSION_PATH,
+        LOGOUT_PATH,
+        TOKEN_PATH,
+        HEALTH_PATH,
+    ]
+    .contains(&path)
 }
 
 pub fn route(path: &str, callback_path: &str) -> Route {
@@ -32,6 +42,7 @@ pub fn route(path: &str, callback_path: &str) -> Route {
         LOGIN_PATH => Route::Login,
         SESSION_PATH => Route::SessionInfo,
         LOGOUT_PATH => Route::Logout,
+        TOKEN_PATH => Route::Token,
         p if p == callback_path => Route::Callback,
         p if p.starts_with(API_PREFIX) => Route::Api,
         _ => Route::NotFound,

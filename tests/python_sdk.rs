@@ -1,0 +1,81 @@
+//! A real client: DocuSign's official Python SDK (`docusign-esign`) talks to
+//! the gateway with a gateway token, before and after DocuSign revoked the
+//! access token. `scripts/dev test` (and so CI) installs the SDK into a
+//! virtualenv and sets DOCUSIGN_GATEWAY_TEST_PYTHON to its interpreter.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+const PYTHON_VAR: &str = "DOCUSIGN_GATEWAY_TEST_PYTHON";
+
+fn run_sdk(python: &str, host: &str, token: &str, account: &str) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/python_sdk.py");
+    let out = Command::new(python)
+        .args([script, host, token, account])
+        .output()
+        .expect("run the Python SDK script");
+    assert!(
+        out.status.success(),
+        "Python SDK script failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON line")
+}
+
+#[tokio::test]
+async fn python_sdk_reads_creates_and_lists_through_the_gateway() {
+    let python = std::env::var(PYTHON_VAR).unwrap_or_else(|_| {
+        panic!("{PYTHON_VAR} is not set: run the tests with `scripts/dev test`, which installs docusign-esign into target/sdk-venv")
+    });
+    let env = Env::start().await;
+    let b = env.logged_in().await;
+    let r = env
+        .client
+        .post(env.url("/auth/token"))
+        .header("Cookie", b.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    let token = r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let host = format!("{}/restapi", env.gw.url);
+    let (account, host_index) = env.accounts()[1].clone();
+
+    let python2 = python.clone();
+    let (h, t, a) = (host.clone(), token.clone(), account.clone());
+    let first = tokio::task::spawn_blocking(move || run_sdk(&python2, &h, &t, &a))
+        .await
+        .unwrap();
+    assert_eq!(first["account_name"], "Demo Account Two");
+    let recs = env.fake.rest_requests();
+    assert_eq!(recs.len(), 3);
+    assert!(recs
+        .iter()
+        .all(|r| r.host_index == host_index && r.status < 300));
+    assert!(recs.iter().any(|r| r
+        .headers
+        .iter()
+        .any(|(k, v)| k == "x-docusign-sdk" && v.contains("Python"))));
+
+    env.fake.revoke_access_tokens();
+    let second = tokio::task::spawn_blocking(move || run_sdk(&python, &host, &token, &account))
+        .await
+        .unwrap();
+    assert_ne!(second["envelope_id"], first["envelope_id"]);
+    assert_eq!(
+        second["listed"].as_u64().unwrap(),
+        first["listed"].as_u64().unwrap() + 1
+    );
+    assert_eq!(
+        env.fake.stats().token_refresh,
+        1,
+        "refreshed once, invisibly"
+    );
+}
