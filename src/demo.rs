@@ -78,12 +78,25 @@ fn hints(public_url: &str, fake: &FakeDocuSign) -> String {
          Fake DocuSign account server: {fake_url}\n\
          Accounts of the demo user:\n{accounts}\
          \n\
-         1. Open {public_url}/auth/login in a browser: the fake consents at once\n\
-         \x20  and you land on {public_url}/auth/session.\n\
-         2. Copy the value of the dsgw_session cookie from the browser, then:\n\
-         \x20  curl -H 'Cookie: dsgw_session=<value>' {public_url}/restapi/v2.1/accounts/{first}\n\
-         \x20  curl -H 'Cookie: dsgw_session=<value>' {public_url}/restapi/v2.1/accounts/{first}/envelopes\n\
-         \x20  Without the cookie the same curl gets 401 login_required.\n\
+         Browser: open {public_url}/auth/login. The fake consents at once and you land on\n\
+         {public_url}/auth/session, with a button that mints a gateway token.\n\
+         \n\
+         curl, logging in with a cookie jar:\n\
+         \x20 curl -s -c jar -b jar -L {public_url}/auth/login\n\
+         \x20 curl -s -b jar {public_url}/restapi/v2.1/accounts/{first}\n\
+         \n\
+         curl with a gateway token (for scripts and SDKs):\n\
+         \x20 TOKEN=$(curl -s -b jar -X POST {public_url}/auth/token | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')\n\
+         \x20 curl -s -H \"Authorization: Bearer $TOKEN\" {public_url}/restapi/v2.1/accounts/{first}/envelopes\n\
+         \n\
+         DocuSign's Python SDK (pip install docusign-esign):\n\
+         \x20 api = ApiClient(host=\"{public_url}/restapi\")\n\
+         \x20 api.set_default_header(\"Authorization\", \"Bearer \" + TOKEN)\n\
+         \x20 AccountsApi(api).get_account_information(\"{first}\")\n\
+         \n\
+         DocuSign's Node SDK (npm install docusign-esign):\n\
+         \x20 const api = new docusign.ApiClient({{ basePath: \"{public_url}/restapi\" }});\n\
+         \x20 api.addDefaultHeader(\"Authorization\", \"Bearer \" + TOKEN);\n\
          \n\
          Stop with Ctrl-C.\n",
         fake_url = fake.account_server_url(),
