@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use crate::docusign::OAuthError;
 use crate::gateway::{log_id, Caller, Gateway};
+use crate::metrics::metrics;
 use crate::pages;
 use crate::pending::{PendingLogin, StateError};
 use crate::reply::Reply;
@@ -57,6 +58,7 @@ pub fn login(gw: &Gateway, req: &RequestHeader) -> Reply {
             created: Instant::now(),
         },
     );
+    metrics().logins_started.inc();
     info!(pending_logins = gw.logins.len(), "login started");
     Reply::redirect(url.as_str())
         .header(
@@ -84,6 +86,12 @@ pub async fn callback(gw: &Gateway, req: &RequestHeader) -> Reply {
             .take(64)
             .collect();
         warn!(reason = %error, "login failed: DocuSign returned an error");
+        let reason = if error == "access_denied" {
+            "denied"
+        } else {
+            "docusign_error"
+        };
+        metrics().logins_failed.with_label_values(&[reason]).inc();
         let (status, text) = if error == "access_denied" {
             (
                 403,
@@ -107,6 +115,10 @@ pub async fn callback(gw: &Gateway, req: &RequestHeader) -> Reply {
     }
 
     let (Some(code), Some(state)) = (query_param(req, "code"), state) else {
+        metrics()
+            .logins_failed
+            .with_label_values(&["invalid_callback"])
+            .inc();
         return Reply::page(
             400,
             "Invalid login callback",
@@ -124,6 +136,10 @@ pub async fn callback(gw: &Gateway, req: &RequestHeader) -> Reply {
                 StateError::OtherBrowser => "This login was started in another browser.",
             };
             warn!(reason = ?e, "login failed: bad state");
+            metrics()
+                .logins_failed
+                .with_label_values(&["bad_state"])
+                .inc();
             return Reply::page(
                 400,
                 "Login failed",
@@ -140,7 +156,7 @@ pub async fn callback(gw: &Gateway, req: &RequestHeader) -> Reply {
         .await
     {
         Ok(t) => t,
-        Err(e) => return login_failure("code exchange", &e),
+        Err(e) => return login_failure("code_exchange", &e),
     };
     let info = match gw.docusign.userinfo(&tokens.access_token).await {
         Ok(i) => i,
@@ -149,6 +165,7 @@ pub async fn callback(gw: &Gateway, req: &RequestHeader) -> Reply {
     let lifetime = gw.cfg.session_lifetime();
     let session = Arc::new(Session::new(info, tokens, &gw.policy, lifetime.as_secs()));
     gw.sessions.insert(session.clone()).await;
+    metrics().logins_completed.inc();
     info!(
         session = %log_id(&session.id),
         accounts = session.accounts.len(),
@@ -160,8 +177,9 @@ pub async fn callback(gw: &Gateway, req: &RequestHeader) -> Reply {
         .no_store()
 }
 
-fn login_failure(step: &str, e: &OAuthError) -> Reply {
+fn login_failure(step: &'static str, e: &OAuthError) -> Reply {
     warn!(step, error = %e, "login failed");
+    metrics().logins_failed.with_label_values(&[step]).inc();
     let (status, text) = match e {
         OAuthError::InvalidGrant(_) => (
             400,

@@ -58,10 +58,27 @@ impl std::error::Error for ConfigError {}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct RawConfig {
+pub struct RawConfig {
     server: RawServer,
     docusign: RawDocusign,
     session: RawSession,
+    log: RawLog,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    format: String,
+    level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,6 +87,9 @@ struct RawServer {
     listen: String,
     public_url: String,
     threads: u64,
+    metrics_listen: Option<String>,
+    grace_period_secs: u64,
+    upgrade_sock: String,
 }
 
 impl Default for RawServer {
@@ -78,6 +98,9 @@ impl Default for RawServer {
             listen: "127.0.0.1:8080".into(),
             public_url: "http://localhost:8080".into(),
             threads: 2,
+            metrics_listen: None,
+            grace_period_secs: 10,
+            upgrade_sock: "/tmp/docusign-gateway-upgrade.sock".into(),
         }
     }
 }
@@ -154,6 +177,14 @@ pub struct Config {
     pub server: ServerConfig,
     pub docusign: DocusignConfig,
     pub session: SessionConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub json: bool,
+    /// A `tracing` filter directive such as `info` or `docusign_gateway=debug`.
+    pub level: String,
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +193,13 @@ pub struct ServerConfig {
     /// How clients reach the gateway, without a trailing slash.
     pub public_url: Url,
     pub threads: usize,
+    /// Where Prometheus metrics are served; none when unset.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How long in-flight requests get to finish after SIGTERM or SIGQUIT.
+    pub grace_period: Duration,
+    /// The socket through which listening sockets are handed to a new
+    /// process on a zero-downtime upgrade.
+    pub upgrade_sock: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -204,13 +242,7 @@ impl Config {
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new(
-                path.display().to_string(),
-                format!("cannot read the configuration file: {e}"),
-            )
-        })?;
-        Self::from_toml_str(&text, env)
+        Self::from_toml_str(&read_file(path)?, env)
     }
 
     /// Parses TOML text and applies the `DSGW_*` variables found in `env`.
@@ -218,19 +250,72 @@ impl Config {
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
+        Self::from_raw(RawConfig::parse(text, env)?)
+    }
+
+    /// Validates a parsed configuration.
+    pub fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
+        validate(raw)
+    }
+}
+
+impl RawConfig {
+    /// Parses TOML text and overlays the `DSGW_*` variables found in `env`.
+    pub fn parse(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<RawConfig, ConfigError> {
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             ConfigError::new("<file>", format!("not valid TOML: {}", e.message()))
         })?;
         apply_env(&mut table, env)?;
-        let raw: RawConfig =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                let key = e.path().to_string();
-                let message = e.inner().message().to_string();
-                ConfigError::new(key, message)
-            })?;
-        validate(raw)
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let key = e.path().to_string();
+            let message = e.inner().message().to_string();
+            ConfigError::new(key, message)
+        })
     }
 
+    /// The configuration as TOML with every default filled in and secrets
+    /// masked, for `docusign-gateway check`.
+    pub fn masked_toml(&self) -> String {
+        let mut shown = self.clone();
+        for secret in [&mut shown.docusign.client_secret, &mut shown.session.secret] {
+            if !secret.is_empty() {
+                *secret = "***".into();
+            }
+        }
+        toml::to_string(&shown).unwrap_or_default()
+    }
+
+    /// Every key with its default, as `(section.key, default)`; `None` for
+    /// keys that are unset by default.
+    pub fn defaults() -> Vec<(String, Option<toml::Value>)> {
+        let mut out = Vec::new();
+        let tables = [
+            ("server", toml::Value::try_from(RawServer::default())),
+            ("docusign", toml::Value::try_from(RawDocusign::default())),
+            ("session", toml::Value::try_from(RawSession::default())),
+            ("log", toml::Value::try_from(RawLog::default())),
+        ];
+        for (section, table) in tables {
+            let Ok(toml::Value::Table(table)) = table else {
+                continue;
+            };
+            for (key, value) in table {
+                out.push((format!("{section}.{key}"), Some(value)));
+            }
+        }
+        // Option fields are skipped by serialization: name them explicitly.
+        for unset in ["server.metrics_listen", "docusign.auth_server"] {
+            out.push((unset.to_string(), None));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
+impl Config {
     /// The callback URL registered at DocuSign.
     pub fn redirect_uri(&self) -> &Url {
         &self.docusign.redirect_uri
@@ -250,6 +335,16 @@ impl Config {
             path
         )
     }
+}
+
+/// The text of a configuration file; the error names the file.
+pub fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            path.display().to_string(),
+            format!("cannot read the configuration file: {e}"),
+        )
+    })
 }
 
 /// Overlays `DSGW_<SECTION>_<KEY>` variables on the parsed file. The expected
@@ -276,7 +371,7 @@ fn apply_env(
         }) else {
             return Err(ConfigError::new(
                 var,
-                "unknown variable: expected DSGW_SERVER_*, DSGW_DOCUSIGN_* or DSGW_SESSION_*",
+                "unknown variable: expected DSGW_SERVER_*, DSGW_DOCUSIGN_*, DSGW_SESSION_* or DSGW_LOG_*",
             ));
         };
         let expected = defaults
@@ -338,6 +433,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         server,
         docusign,
         session,
+        log,
     } = raw;
 
     let listen: SocketAddr = server.listen.parse().map_err(|_| {
@@ -354,6 +450,48 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         return Err(ConfigError::new(
             "server.public_url",
             "expected an http:// or https:// URL",
+        ));
+    }
+    let metrics_listen = match &server.metrics_listen {
+        None => None,
+        Some(m) => Some(m.parse::<SocketAddr>().map_err(|_| {
+            ConfigError::new(
+                "server.metrics_listen",
+                format!("expected an IP address and port such as \"127.0.0.1:9090\", got {m:?}"),
+            )
+        })?),
+    };
+    if metrics_listen == Some(listen) {
+        return Err(ConfigError::new(
+            "server.metrics_listen",
+            "must differ from server.listen",
+        ));
+    }
+    if server.grace_period_secs > 3600 {
+        return Err(ConfigError::new(
+            "server.grace_period_secs",
+            "expected a number of seconds between 0 and 3600",
+        ));
+    }
+    if server.upgrade_sock.is_empty() || !server.upgrade_sock.starts_with('/') {
+        return Err(ConfigError::new(
+            "server.upgrade_sock",
+            "expected an absolute path for the upgrade socket",
+        ));
+    }
+    if !matches!(log.format.as_str(), "text" | "json") {
+        return Err(ConfigError::new(
+            "log.format",
+            format!("expected \"text\" or \"json\", got {:?}", log.format),
+        ));
+    }
+    if tracing_subscriber::EnvFilter::try_new(&log.level).is_err() || log.level.trim().is_empty() {
+        return Err(ConfigError::new(
+            "log.level",
+            format!(
+                "expected a level (error, warn, info, debug, trace) or a tracing filter, got {:?}",
+                log.level
+            ),
         ));
     }
     if server.threads == 0 || server.threads > 1024 {
@@ -525,6 +663,13 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             listen,
             public_url,
             threads: server.threads as usize,
+            metrics_listen,
+            grace_period: Duration::from_secs(server.grace_period_secs),
+            upgrade_sock: server.upgrade_sock.into(),
+        },
+        log: LogConfig {
+            json: log.format == "json",
+            level: log.level,
         },
         docusign: DocusignConfig {
             auth_server,

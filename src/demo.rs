@@ -49,7 +49,7 @@ pub fn run(listen: SocketAddr) -> Result<(), String> {
     let cfg = Config::from_toml_str(DEMO_CONFIG, env).map_err(|e| e.to_string())?;
 
     println!("{}", hints(&public_url, &fake));
-    crate::server::run(cfg, None)
+    crate::server::run(cfg, false)
 }
 
 fn hints(public_url: &str, fake: &FakeDocuSign) -> String {

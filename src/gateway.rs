@@ -38,6 +38,7 @@ use crate::auth::{self, cookie_header, wants_html};
 use crate::config::Config;
 use crate::cookies::CookieCodec;
 use crate::docusign::DocuSignClient;
+use crate::metrics::{self, metrics};
 use crate::pending::PendingLogins;
 use crate::refresh::{Freshness, Refresher};
 use crate::reply::Reply;
@@ -54,7 +55,7 @@ const UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Gateway {
     pub cfg: Arc<Config>,
     pub sessions: Arc<dyn SessionStore>,
-    pub logins: PendingLogins,
+    pub logins: Arc<PendingLogins>,
     pub cookies: CookieCodec,
     pub docusign: Arc<DocuSignClient>,
     pub policy: HostPolicy,
@@ -107,6 +108,8 @@ pub struct RequestCtx {
     replay_pending: bool,
     /// What to answer when forwarding ends in an error we chose.
     local_reply: Option<Reply>,
+    /// When the current upstream attempt was sent.
+    upstream_sent: Option<Instant>,
 }
 
 impl Gateway {
@@ -117,6 +120,18 @@ impl Gateway {
             cfg.session.refresh_before_expiry,
             cfg.docusign.request_timeout + Duration::from_secs(5),
         );
+        let store = Arc::new(MemoryStore::new(cfg.session.max_sessions));
+        let logins = Arc::new(PendingLogins::new(
+            cfg.session.login_timeout,
+            cfg.session.max_pending_logins,
+        ));
+        let live = store.clone();
+        metrics::register_live_gauge("dsgw_sessions", "Live sessions", move || live.len() as i64);
+        let pending = logins.clone();
+        metrics::register_live_gauge("dsgw_pending_logins", "Logins in progress", move || {
+            pending.len() as i64
+        });
+        let sessions: Arc<dyn SessionStore> = store;
         Ok(Gateway {
             refresher,
             api_tokens: ApiTokens::new(
@@ -124,8 +139,8 @@ impl Gateway {
                 &cfg.public_link(""),
                 cfg.session.api_token_ttl.as_secs(),
             ),
-            sessions: Arc::new(MemoryStore::new(cfg.session.max_sessions)),
-            logins: PendingLogins::new(cfg.session.login_timeout, cfg.session.max_pending_logins),
+            sessions,
+            logins,
             cookies: CookieCodec::new(&cfg.session),
             policy: HostPolicy {
                 allowed: cfg.docusign.allowed_api_hosts.clone(),
@@ -135,6 +150,15 @@ impl Gateway {
             resolver: Resolver::new(),
             cfg: Arc::new(cfg),
         })
+    }
+
+    /// `/readyz`: ready when the session store answers (the configuration
+    /// was loaded before the gateway was built).
+    async fn readiness(&self) -> Reply {
+        match tokio::time::timeout(Duration::from_secs(2), self.sessions.count()).await {
+            Ok(sessions) => Reply::json(200, &json!({ "status": "ready", "sessions": sessions })),
+            Err(_) => Reply::error(503, "not_ready", "The session store does not answer."),
+        }
     }
 
     /// Who is calling: the session of the request's cookie, else the session
@@ -285,6 +309,7 @@ impl Gateway {
                 ctx.bearer = Some(tokens.set.access_token.clone());
                 ctx.generation = tokens.generation;
                 ctx.replay_pending = true;
+                metrics().replays.inc();
                 info!(session = %log_id(&session.id), "replaying after DocuSign answered 401");
                 let mut e = Error::explain(
                     ErrorType::Custom("docusign_401"),
@@ -338,6 +363,7 @@ impl ProxyHttp for Gateway {
             replayed: false,
             replay_pending: false,
             local_reply: None,
+            upstream_sent: None,
         }
     }
 
@@ -350,6 +376,7 @@ impl ProxyHttp for Gateway {
         ctx.route = router::route(req.uri.path(), &self.cfg.docusign.callback_path);
         let reply = match ctx.route {
             Route::Health => Reply::json(200, &json!({ "status": "ok" })),
+            Route::Ready => self.readiness().await,
             Route::Login => auth::login(self, req),
             Route::Callback => auth::callback(self, req).await,
             Route::SessionInfo => auth::session_info(self, req).await,
@@ -397,6 +424,7 @@ impl ProxyHttp for Gateway {
         let (Some(up), Some(bearer)) = (&ctx.upstream, &ctx.bearer) else {
             return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
         };
+        ctx.upstream_sent = Some(Instant::now());
         upstream_request.insert_header("Host", up.host.authority.as_str())?;
         upstream_request.insert_header("Authorization", format!("Bearer {}", bearer.expose()))?;
         let kept = cookie_header(upstream_request).and_then(|c| self.cookies.strip_own(c));
@@ -425,6 +453,12 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let (Some(sent), Some(up)) = (ctx.upstream_sent, &ctx.upstream) {
+            metrics()
+                .upstream_seconds
+                .with_label_values(&[up.host.authority.as_str()])
+                .observe(sent.elapsed().as_secs_f64());
+        }
         if upstream_response.status.as_u16() != 401 || ctx.replayed {
             return Ok(());
         }
@@ -523,10 +557,21 @@ impl ProxyHttp for Gateway {
             .as_ref()
             .map(|u| u.host.authority.as_str())
             .unwrap_or("-");
+        let class = match ctx.route {
+            Route::Api if ctx.upstream_sent.is_some() => "proxied",
+            Route::Api | Route::NotFound => "rejected",
+            Route::Health | Route::Ready => "health",
+            _ => "auth",
+        };
+        metrics()
+            .requests
+            .with_label_values(&[class, status_label(status)])
+            .inc();
         info!(
             method = %req.method,
             path = %req.uri.path(),
             status,
+            class,
             upstream,
             session = %session,
             duration_ms = ctx.started.elapsed().as_millis() as u64,
@@ -539,6 +584,30 @@ impl ProxyHttp for Gateway {
         // Never the query string: the callback's carries the authorization code.
         let req = downstream.req_header();
         format!("{} {}", req.method, req.uri.path())
+    }
+}
+
+/// The status as a metric label, without allocating for common codes.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        302 => "302",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        429 => "429",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        0 => "none",
+        s if s < 300 => "2xx",
+        s if s < 400 => "3xx",
+        s if s < 500 => "4xx",
+        _ => "5xx",
     }
 }
 

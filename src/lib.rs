@@ -18,6 +18,7 @@ pub mod fake;
 pub mod gateway;
 pub mod keys;
 pub mod logging;
+pub mod metrics;
 pub mod pages;
 pub mod pending;
 pub mod refresh;

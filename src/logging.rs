@@ -1,5 +1,5 @@
-//! Log setup. `RUST_LOG` (default `info`) sets the verbosity of the gateway's
-//! own log lines. Dependencies are capped at `info` whatever `RUST_LOG` says:
+//! Log setup. `[log] level` (or `RUST_LOG`, which wins when set) sets the
+//! verbosity of the gateway's own log lines; `[log] format` picks text or JSON. Dependencies are capped at `info` whatever `RUST_LOG` says:
 //! at debug and trace, pingora and the HTTP clients print whole request
 //! headers, which carry cookies, authorization codes and bearer tokens.
 
@@ -13,18 +13,28 @@ pub fn allowed(target: &str, level: &Level) -> bool {
     target.starts_with("docusign_gateway") || *level <= Level::INFO
 }
 
-/// Installs the global subscriber (stderr). Call once, at start.
-pub fn init() {
-    let env_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Installs the global subscriber (stderr): text or JSON lines, at `level`
+/// (a filter directive) unless `RUST_LOG` is set. Call once, at start.
+pub fn init(json: bool, level: &str) {
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| EnvFilter::try_new(v).ok());
+    let env_filter = from_env
+        .or_else(|| EnvFilter::try_new(level).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
     let cap = filter_fn(|meta| allowed(meta.target(), meta.level()));
-    let _ = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(env_filter)
-                .with_filter(cap),
-        )
-        .try_init();
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry();
+    let _ = if json {
+        registry
+            .with(layer.json().with_filter(env_filter).with_filter(cap))
+            .try_init()
+    } else {
+        registry
+            .with(layer.with_filter(env_filter).with_filter(cap))
+            .try_init()
+    };
 }
 
 #[cfg(test)]

@@ -1,13 +1,16 @@
-//! The `docusign-gateway` command: run the gateway, the demo, or the fake.
+//! The `docusign-gateway` command: run the gateway, check a configuration,
+//! probe health, or run the demo or the fake DocuSign.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use docusign_gateway::config::Config;
+use docusign_gateway::config::{self, Config, RawConfig};
 use docusign_gateway::fake::{FakeConfig, FakeDocuSign};
+use docusign_gateway::logging;
 
 #[derive(Parser)]
 #[command(
@@ -19,6 +22,10 @@ struct Cli {
     /// Configuration file (TOML); DSGW_<SECTION>_<KEY> variables override it.
     #[arg(long, short, default_value = "config/gateway.toml", global = true)]
     config: PathBuf,
+    /// Take the listening sockets over from a running gateway (which is sent
+    /// SIGQUIT), for a zero-downtime upgrade.
+    #[arg(long)]
+    upgrade: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -27,6 +34,16 @@ struct Cli {
 enum Command {
     /// Run the gateway (the default).
     Run,
+    /// Validate the configuration file and DSGW_* variables exactly as
+    /// start-up does, and print the effective configuration, secrets masked.
+    Check,
+    /// Exit 0 when the gateway of this configuration answers /healthz (for
+    /// container health checks).
+    Health {
+        /// Address to probe instead of server.listen.
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+    },
     /// Run the gateway with the built-in fake DocuSign on loopback.
     Demo {
         /// Where the demo gateway listens.
@@ -60,12 +77,17 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    docusign_gateway::logging::init();
     let result = match cli.command.unwrap_or(Command::Run) {
-        Command::Run => Config::load(&cli.config, std::env::vars())
-            .map_err(|e| e.to_string())
-            .and_then(|cfg| docusign_gateway::server::run(cfg, None)),
-        Command::Demo { listen } => docusign_gateway::demo::run(listen),
+        Command::Run => load(&cli.config).and_then(|cfg| {
+            logging::init(cfg.log.json, &cfg.log.level);
+            docusign_gateway::server::run(cfg, cli.upgrade)
+        }),
+        Command::Check => check(&cli.config),
+        Command::Health { addr } => health(&cli.config, addr),
+        Command::Demo { listen } => {
+            logging::init(false, "info");
+            docusign_gateway::demo::run(listen)
+        }
         Command::FakeDocusign {
             listen,
             rest_hosts,
@@ -74,6 +96,7 @@ fn main() -> ExitCode {
             redirect_uris,
             access_token_ttl_secs,
         } => {
+            logging::init(false, "info");
             let mut cfg = FakeConfig::demo_defaults();
             cfg.account_server = listen;
             cfg.rest_hosts = rest_hosts;
@@ -90,6 +113,57 @@ fn main() -> ExitCode {
             eprintln!("docusign-gateway: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn load(path: &Path) -> Result<Config, String> {
+    Config::load(path, std::env::vars()).map_err(|e| e.to_string())
+}
+
+/// Exactly start-up's validation, then the effective configuration.
+fn check(path: &Path) -> Result<(), String> {
+    let text = config::read_file(path).map_err(|e| e.to_string())?;
+    let raw = RawConfig::parse(&text, std::env::vars()).map_err(|e| e.to_string())?;
+    let cfg = Config::from_raw(raw.clone()).map_err(|e| e.to_string())?;
+    println!("# {}: valid", path.display());
+    println!("# effective configuration (file + DSGW_* variables + defaults), secrets masked");
+    println!("# OAuth server: {}", cfg.docusign.auth_server);
+    println!("# redirect URI to register: {}", cfg.redirect_uri());
+    print!("{}", raw.masked_toml());
+    Ok(())
+}
+
+fn health(path: &Path, addr: Option<SocketAddr>) -> Result<(), String> {
+    let addr = match addr {
+        Some(a) => a,
+        None => load(path)?.server.listen,
+    };
+    let addr = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    let timeout = Duration::from_secs(3);
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(
+            format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .map_err(|e| e.to_string())?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).map_err(|e| e.to_string())?;
+    if head.starts_with(b"HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(format!(
+            "{addr}/healthz answered {}",
+            String::from_utf8_lossy(&head)
+        ))
     }
 }
 

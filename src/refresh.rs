@@ -20,6 +20,7 @@ use tracing::{info, warn};
 
 use crate::docusign::{DocuSignClient, OAuthError, TokenSet};
 use crate::gateway::log_id;
+use crate::metrics::metrics;
 use crate::secret::Secret;
 use crate::session::{now_unix, Session, Tokens};
 
@@ -122,6 +123,10 @@ impl Refresher {
         }
         let Some(refresh_token) = current.set.refresh_token.clone() else {
             session.mark_dead();
+            metrics()
+                .refreshes
+                .with_label_values(&["no_refresh_token"])
+                .inc();
             info!(session = %log_id(&session.id), outcome = "no_refresh_token", "token refresh");
             return Freshness::LoginRequired;
         };
@@ -134,8 +139,16 @@ impl Refresher {
             let _guard = guard;
             let started = Instant::now();
             let answer = endpoint.refresh(&refresh_token).await;
-            let duration_ms = started.elapsed().as_millis() as u64;
+            let elapsed = started.elapsed();
+            metrics().refresh_seconds.observe(elapsed.as_secs_f64());
+            let duration_ms = elapsed.as_millis() as u64;
             let session = task_session;
+            let outcome = match &answer {
+                Ok(_) => "ok",
+                Err(OAuthError::InvalidGrant(_)) => "invalid_grant",
+                Err(_) => "failed",
+            };
+            metrics().refreshes.with_label_values(&[outcome]).inc();
             match answer {
                 Ok(mut set) => {
                     if set.refresh_token.is_none() {

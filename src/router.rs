@@ -8,11 +8,13 @@ pub const SESSION_PATH: &str = "/auth/session";
 pub const LOGOUT_PATH: &str = "/auth/logout";
 pub const TOKEN_PATH: &str = "/auth/token";
 pub const HEALTH_PATH: &str = "/healthz";
+pub const READY_PATH: &str = "/readyz";
 
 /// What the gateway does with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Health,
+    Ready,
     Login,
     Callback,
     SessionInfo,
@@ -39,6 +41,7 @@ pub fn is_reserved_path(path: &str) -> bool {
 pub fn route(path: &str, callback_path: &str) -> Route {
     match path {
         HEALTH_PATH => Route::Health,
+        READY_PATH => Route::Ready,
         LOGIN_PATH => Route::Login,
         SESSION_PATH => Route::SessionInfo,
         LOGOUT_PATH => Route::Logout,

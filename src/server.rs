@@ -1,4 +1,5 @@
-//! pingora wiring: a server with the gateway service on `server.listen`.
+//! pingora wiring: the gateway service on `server.listen`, the metrics
+//! service on `server.metrics_listen`, graceful shutdown and upgrade.
 
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
@@ -6,23 +7,29 @@ use pingora::server::Server;
 use crate::config::Config;
 use crate::gateway::Gateway;
 
-/// Seconds in-flight requests get to finish after SIGTERM.
-const GRACE_PERIOD_SECS: u64 = 10;
-
-/// Builds a ready-to-run pingora server for `cfg`.
-pub fn build(cfg: Config, opt: Option<Opt>) -> Result<Server, String> {
+/// Builds a ready-to-run pingora server for `cfg`. `upgrade`: take the
+/// listening sockets over from a running gateway (zero-downtime upgrade).
+pub fn build(cfg: Config, upgrade: bool) -> Result<Server, String> {
+    let grace = cfg.server.grace_period.as_secs();
     let conf = ServerConf {
         threads: cfg.server.threads,
-        grace_period_seconds: Some(GRACE_PERIOD_SECS),
-        graceful_shutdown_timeout_seconds: Some(GRACE_PERIOD_SECS),
+        // SIGTERM: stop accepting, give in-flight requests `grace` seconds.
+        grace_period_seconds: Some(grace),
+        graceful_shutdown_timeout_seconds: Some(grace.max(1)),
+        upgrade_sock: cfg.server.upgrade_sock.display().to_string(),
         // Attempts per request: the first, one replay after a 401 and a
         // refresh, and one spare for a reused upstream connection that
         // turned out closed. pingora's default is 16.
         max_retries: 3,
         ..ServerConf::default()
     };
+    let opt = Opt {
+        upgrade,
+        ..Opt::default()
+    };
     let listen = cfg.server.listen;
-    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    let metrics_listen = cfg.server.metrics_listen;
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
     let gateway = Gateway::new(cfg)?;
     let mut service = pingora::proxy::http_proxy_service_with_name(
@@ -32,14 +39,27 @@ pub fn build(cfg: Config, opt: Option<Opt>) -> Result<Server, String> {
     );
     service.add_tcp(&listen.to_string());
     server.add_service(service);
+    if let Some(addr) = metrics_listen {
+        let mut metrics = pingora_prometheus::prometheus_http_service();
+        metrics.add_tcp(&addr.to_string());
+        server.add_service(metrics);
+    }
     Ok(server)
 }
 
-/// Runs the gateway until a signal stops it.
-pub fn run(cfg: Config, opt: Option<Opt>) -> Result<(), String> {
+/// Runs the gateway until a signal stops it: SIGTERM (graceful), SIGINT
+/// (fast), SIGQUIT (hand the sockets to a new process started with `--upgrade`).
+pub fn run(cfg: Config, upgrade: bool) -> Result<(), String> {
     let listen = cfg.server.listen;
     let public = cfg.server.public_url.clone();
-    let server = build(cfg, opt)?;
-    tracing::info!(%listen, public_url = %public, "docusign-gateway listening");
+    let metrics = cfg.server.metrics_listen;
+    let server = build(cfg, upgrade)?;
+    tracing::info!(
+        %listen,
+        public_url = %public,
+        metrics = metrics.map(|m| m.to_string()).unwrap_or_else(|| "off".into()),
+        upgrade,
+        "docusign-gateway starting"
+    );
     server.run_forever()
 }

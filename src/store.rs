@@ -33,6 +33,15 @@ impl MemoryStore {
         }
     }
 
+    /// Sessions held (some may have expired and not been swept yet).
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
     fn insert_at(&self, session: Arc<Session>, now: u64) {
         if self.sessions.len() >= self.max_sessions {
             self.sessions.retain(|_, s| !s.is_expired(now));

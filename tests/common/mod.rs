@@ -34,12 +34,52 @@ pub struct GatewayProcess {
     pub url: String,
     pub addr: SocketAddr,
     logs: Arc<Mutex<String>>,
-    config_path: std::path::PathBuf,
+    pub config_path: std::path::PathBuf,
+    env: Vec<(String, String)>,
+    /// The config file belongs to this process (removed on drop).
+    owns_config: bool,
 }
 
 impl GatewayProcess {
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
+    }
+
+    /// Sends a signal (TERM, QUIT, INT) to the process.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{name} failed");
+    }
+
+    /// Waits (bounded) for the process to exit; its exit code, None on timeout.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Starts a second gateway with the same configuration and `--upgrade`:
+    /// it takes the listening sockets over once this one gets SIGQUIT.
+    pub fn spawn_upgrade(&self) -> GatewayProcess {
+        let (child, logs) = spawn_binary(&self.config_path, &["--upgrade"], &self.env);
+        GatewayProcess {
+            child,
+            url: self.url.clone(),
+            addr: self.addr,
+            logs,
+            config_path: self.config_path.clone(),
+            env: self.env.clone(),
+            owns_config: false,
+        }
     }
 }
 
@@ -47,7 +87,9 @@ impl Drop for GatewayProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.config_path);
+        if self.owns_config {
+            let _ = std::fs::remove_file(&self.config_path);
+        }
     }
 }
 
@@ -57,15 +99,34 @@ pub fn spawn_gateway(
     config_toml: &str,
     env: &[(&str, &str)],
 ) -> (Child, Arc<Mutex<String>>, std::path::PathBuf) {
-    let path = std::env::temp_dir().join(format!(
-        "dsgw-test-{}-{}.toml",
+    let path = unique_temp_path("toml");
+    std::fs::write(&path, config_toml).expect("write config");
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let (child, logs) = spawn_binary(&path, &[], &env);
+    (child, logs, path)
+}
+
+/// A path in the temp dir unique to this test process and call.
+pub fn unique_temp_path(ext: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "dsgw-test-{}-{}.{ext}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::write(&path, config_toml).expect("write config");
+    ))
+}
+
+fn spawn_binary(
+    config: &std::path::Path,
+    args: &[&str],
+    env: &[(String, String)],
+) -> (Child, Arc<Mutex<String>>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_docusign-gateway"));
     cmd.arg("--config")
-        .arg(&path)
+        .arg(config)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -101,7 +162,7 @@ pub fn spawn_gateway(
             }
         });
     }
-    (child, logs, path)
+    (child, logs)
 }
 
 /// Options of a test environment.
@@ -113,6 +174,10 @@ pub struct Options {
     pub rust_log: String,
     /// Override allowed_api_hosts (TOML array text).
     pub allowed_api_hosts: String,
+    /// Extra TOML lines appended to the [server] section.
+    pub server_extra: String,
+    /// Extra TOML appended at the end (whole sections, e.g. `[log]`).
+    pub extra_toml: String,
 }
 
 impl Default for Options {
@@ -129,6 +194,8 @@ impl Default for Options {
             docusign_extra: String::new(),
             rust_log: "info".into(),
             allowed_api_hosts: "[\"127.0.0.2\", \"127.0.0.3\"]".into(),
+            server_extra: String::new(),
+            extra_toml: String::new(),
         }
     }
 }
@@ -158,6 +225,8 @@ impl Env {
 listen = "127.0.0.1:{port}"
 public_url = "{public_url}"
 threads = 2
+upgrade_sock = "{upgrade_sock}"
+{server_extra}
 
 [docusign]
 auth_server = "{auth}"
@@ -172,12 +241,17 @@ allow_plain_http = true
 cookie_name = "{COOKIE_NAME}"
 secure_cookie = false
 {session_extra}
+
+{extra_toml}
 "#,
             auth = fake.account_server_url(),
             client_id = fake.config().client_id,
             allowed = opts.allowed_api_hosts,
             docusign_extra = opts.docusign_extra,
             session_extra = opts.session_extra,
+            server_extra = opts.server_extra,
+            extra_toml = opts.extra_toml,
+            upgrade_sock = unique_temp_path("sock").display(),
         );
         let secret = fake.config().client_secret.clone();
         let (child, logs, config_path) = spawn_gateway(
@@ -195,6 +269,12 @@ secure_cookie = false
             addr,
             logs,
             config_path,
+            env: vec![
+                ("DSGW_DOCUSIGN_CLIENT_SECRET".into(), secret.clone()),
+                ("DSGW_SESSION_SECRET".into(), SECRET.into()),
+                ("RUST_LOG".into(), opts.rust_log.clone()),
+            ],
+            owns_config: true,
         };
         let client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -236,7 +316,7 @@ secure_cookie = false
     }
 }
 
-async fn wait_healthy(client: &Client, gw: &GatewayProcess) {
+pub async fn wait_healthy(client: &Client, gw: &GatewayProcess) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(r) = client.get(format!("{}/healthz", gw.url)).send().await {

@@ -1,0 +1,146 @@
+//! Prometheus metrics, registered once in the default registry that
+//! `pingora-prometheus` serves on `server.metrics_listen`.
+
+use std::sync::LazyLock;
+
+use pingora_prometheus::prometheus::core::{Collector, Desc};
+use pingora_prometheus::prometheus::proto::MetricFamily;
+use pingora_prometheus::prometheus::{
+    self, exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, Opts,
+};
+
+pub struct Metrics {
+    /// `class`: proxied, auth, rejected, health; `status`: the HTTP status.
+    pub requests: IntCounterVec,
+    /// Time to DocuSign's response headers, per REST host.
+    pub upstream_seconds: HistogramVec,
+    pub logins_started: IntCounter,
+    pub logins_completed: IntCounter,
+    /// `reason`: bad_state, denied, docusign_error, invalid_callback, code_exchange, userinfo.
+    pub logins_failed: IntCounterVec,
+    /// `outcome`: ok, invalid_grant, failed, no_refresh_token.
+    pub refreshes: IntCounterVec,
+    pub refresh_seconds: Histogram,
+    /// Requests replayed after DocuSign answered 401 and the token was refreshed.
+    pub replays: IntCounter,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let latency = exponential_buckets(0.005, 2.0, 14).unwrap_or_default();
+    let m = Metrics {
+        requests: IntCounterVec::new(
+            Opts::new(
+                "dsgw_requests_total",
+                "Requests answered, by class and status",
+            ),
+            &["class", "status"],
+        )
+        .expect("metric"),
+        upstream_seconds: HistogramVec::new(
+            HistogramOpts::new(
+                "dsgw_upstream_duration_seconds",
+                "Time until DocuSign's response headers arrived, by REST host",
+            )
+            .buckets(latency.clone()),
+            &["host"],
+        )
+        .expect("metric"),
+        logins_started: IntCounter::new("dsgw_logins_started_total", "Logins started")
+            .expect("metric"),
+        logins_completed: IntCounter::new("dsgw_logins_completed_total", "Logins completed")
+            .expect("metric"),
+        logins_failed: IntCounterVec::new(
+            Opts::new("dsgw_logins_failed_total", "Logins failed, by reason"),
+            &["reason"],
+        )
+        .expect("metric"),
+        refreshes: IntCounterVec::new(
+            Opts::new("dsgw_token_refreshes_total", "Token refreshes, by outcome"),
+            &["outcome"],
+        )
+        .expect("metric"),
+        refresh_seconds: Histogram::with_opts(
+            HistogramOpts::new(
+                "dsgw_token_refresh_duration_seconds",
+                "Duration of refresh_token grants",
+            )
+            .buckets(latency),
+        )
+        .expect("metric"),
+        replays: IntCounter::new(
+            "dsgw_replays_total",
+            "Requests replayed after a 401 and a refresh",
+        )
+        .expect("metric"),
+    };
+    let collectors: Vec<Box<dyn Collector>> = vec![
+        Box::new(m.requests.clone()),
+        Box::new(m.upstream_seconds.clone()),
+        Box::new(m.logins_started.clone()),
+        Box::new(m.logins_completed.clone()),
+        Box::new(m.logins_failed.clone()),
+        Box::new(m.refreshes.clone()),
+        Box::new(m.refresh_seconds.clone()),
+        Box::new(m.replays.clone()),
+    ];
+    for c in collectors {
+        let _ = prometheus::register(c);
+    }
+    m
+});
+
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+/// A gauge whose value is read when scraped (live sessions, pending logins).
+struct LiveGauge {
+    gauge: IntGauge,
+    read: Box<dyn Fn() -> i64 + Send + Sync>,
+}
+
+impl Collector for LiveGauge {
+    fn desc(&self) -> Vec<&Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.gauge.set((self.read)());
+        self.gauge.collect()
+    }
+}
+
+/// Registers a gauge read at scrape time. A second registration of the same
+/// name (a second gateway in one process) is ignored.
+pub fn register_live_gauge(name: &str, help: &str, read: impl Fn() -> i64 + Send + Sync + 'static) {
+    if let Ok(gauge) = IntGauge::new(name, help) {
+        let _ = prometheus::register(Box::new(LiveGauge {
+            gauge,
+            read: Box::new(read),
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_gathered() {
+        metrics().logins_started.inc();
+        metrics().requests.with_label_values(&["auth", "302"]).inc();
+        register_live_gauge("dsgw_test_gauge", "test", || 7);
+        let names: Vec<String> = prometheus::gather()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
+        assert!(names.contains(&"dsgw_logins_started_total".to_string()));
+        assert!(names.contains(&"dsgw_requests_total".to_string()));
+        let gauge = prometheus::gather()
+            .into_iter()
+            .find(|f| f.name() == "dsgw_test_gauge")
+            .unwrap();
+        assert_eq!(gauge.get_metric()[0].get_gauge().value(), 7.0);
+    }
+}
