@@ -890,3 +890,68 @@ secret = "0123456789abcdef0123456789abcdef"
         }
     }
 }
+
+#[cfg(test)]
+mod reference_table {
+    //! The README's configuration reference must name every key, its
+    //! `DSGW_*` variable and its default, exactly as the structs define them.
+
+    use super::*;
+
+    /// How a default is written in the README.
+    fn shown(value: &Option<toml::Value>) -> String {
+        match value {
+            None => "unset".into(),
+            Some(toml::Value::String(s)) if s.is_empty() => "required".into(),
+            Some(v) => format!("`{v}`"),
+        }
+    }
+
+    #[test]
+    fn readme_table_matches_the_config_structs() {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+                .expect("README.md");
+        let rows: Vec<Vec<String>> = readme
+            .lines()
+            .filter(|l| l.starts_with("| `") && l.contains("` | `DSGW_"))
+            .map(|l| {
+                l.trim_matches('|')
+                    .split(" | ")
+                    .map(|c| c.trim().to_string())
+                    .collect()
+            })
+            .collect();
+        let expected: Vec<String> = RawConfig::defaults()
+            .iter()
+            .map(|(key, default)| {
+                format!(
+                    "| `{key}` | `DSGW_{}` | {} |",
+                    key.replace('.', "_").to_uppercase(),
+                    shown(default)
+                )
+            })
+            .collect();
+        let hint = format!(
+            "expected rows (key | variable | default | meaning):\n{}",
+            expected.join("\n")
+        );
+        assert_eq!(rows.len(), expected.len(), "{hint}");
+        for (key, default) in RawConfig::defaults() {
+            let row = rows
+                .iter()
+                .find(|r| r[0] == format!("`{key}`"))
+                .unwrap_or_else(|| panic!("README has no row for {key}\n{hint}"));
+            assert_eq!(
+                row[1],
+                format!("`DSGW_{}`", key.replace('.', "_").to_uppercase()),
+                "{key}"
+            );
+            assert_eq!(row[2], shown(&default), "default of {key}");
+            assert!(
+                row.len() == 4 && !row[3].is_empty(),
+                "{key} needs a meaning"
+            );
+        }
+    }
+}

@@ -2,8 +2,10 @@
 //!
 //! For every request, `request_filter` decides:
 //! 1. `/healthz`, `/auth/*` and the callback are answered here (see `auth`).
-//! 2. `/restapi/...` needs a session (cookie). Without one: a browser is
-//!    redirected to login, any other client gets 401 `login_required`.
+//! 2. `/restapi/...` needs a session: the session cookie, or a gateway token
+//!    (`Authorization: Bearer`, see `api_token`). Without one: a browser is
+//!    redirected to login, any other client (and any bad token) gets 401
+//!    `login_required`.
 //! 3. The account named in the path must be one of the session's (else 403);
 //!    other paths go to the default account. Its REST host must have passed
 //!    `allowed_api_hosts` at login (else 502), and must resolve (else 502).
@@ -434,7 +436,9 @@ impl ProxyHttp for Gateway {
                 upstream_request.remove_header("Cookie");
             }
         }
-        if !up.host.path_prefix.is_empty() {
+        // Origin-form only (an absolute-form request URI names no other
+        // host upstream), under the base_uri's path if it has one.
+        if upstream_request.uri.authority().is_some() || !up.host.path_prefix.is_empty() {
             let pq = upstream_request
                 .uri
                 .path_and_query()

@@ -10,24 +10,6 @@ use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use reqwest::Response;
 use serde_json::{json, Value};
 
-async fn mint(env: &Env, b: &Browser) -> (String, u64) {
-    let r = env
-        .client
-        .post(env.url("/auth/token"))
-        .header("Cookie", b.cookie_header())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["cache-control"], "no-store");
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["token_type"], "Bearer");
-    (
-        v["token"].as_str().unwrap().to_string(),
-        v["expires_at"].as_u64().unwrap(),
-    )
-}
-
 async fn with_bearer(env: &Env, token: &str, path: &str) -> Response {
     env.client
         .get(env.url(path))
@@ -55,15 +37,9 @@ async fn minting_needs_a_cookie_session_and_post() {
         .unwrap();
     assert_eq!(r.status(), 401);
     let b = env.logged_in().await;
-    let r = env
-        .client
-        .get(env.url("/auth/token"))
-        .header("Cookie", b.cookie_header())
-        .send()
-        .await
-        .unwrap();
+    let r = env.get_as(&b, "/auth/token").await;
     assert_eq!(r.status(), 405);
-    let (token, expires_at) = mint(&env, &b).await;
+    let (token, expires_at) = env.mint_token(&b).await;
     assert!(expires_at > now() + 29 * 24 * 3600, "30 days by default");
     // A token cannot mint its successor.
     let r = env
@@ -80,7 +56,7 @@ async fn minting_needs_a_cookie_session_and_post() {
 async fn curl_style_calls_with_a_gateway_token_survive_revocation() {
     let env = Env::start().await;
     let b = env.logged_in().await;
-    let (token, _) = mint(&env, &b).await;
+    let (token, _) = env.mint_token(&b).await;
     let (account, host) = env.accounts()[1].clone();
     let path = format!("/restapi/v2.1/accounts/{account}");
     let r = with_bearer(&env, &token, &path).await;
@@ -123,7 +99,7 @@ async fn bad_tokens_are_401_and_nothing_is_forwarded() {
     })
     .await;
     let b = env.logged_in().await;
-    let (token, _) = mint(&env, &b).await;
+    let (token, _) = env.mint_token(&b).await;
     let parts: Vec<&str> = token.split('.').collect();
     let sid = {
         use base64::Engine;
@@ -245,8 +221,8 @@ async fn bad_tokens_are_401_and_nothing_is_forwarded() {
 async fn logout_ends_every_token_of_the_session() {
     let env = Env::start().await;
     let b = env.logged_in().await;
-    let (t1, _) = mint(&env, &b).await;
-    let (t2, _) = mint(&env, &b).await;
+    let (t1, _) = env.mint_token(&b).await;
+    let (t2, _) = env.mint_token(&b).await;
     let path = format!("/restapi/v2.1/accounts/{}", env.accounts()[0].0);
     assert_eq!(with_bearer(&env, &t1, &path).await.status(), 200);
     let r = env

@@ -81,13 +81,7 @@ async fn full_browser_flow_with_state_and_pkce() {
     assert_eq!(env.fake.stats().userinfo, 1);
 
     // /auth/session describes the user and accounts, never a token.
-    let r = env
-        .client
-        .get(env.url("/auth/session"))
-        .header("Cookie", b.cookie_header())
-        .send()
-        .await
-        .unwrap();
+    let r = env.get_as(&b, "/auth/session").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["cache-control"], "no-store");
     let text = r.text().await.unwrap();
@@ -148,13 +142,7 @@ async fn proxied_calls_reach_each_accounts_host_with_its_token() {
         );
     }
     // A path without an account goes to the default account's host.
-    let r = env
-        .client
-        .get(env.url("/restapi/v2.1/billing_plans"))
-        .header("Cookie", b.cookie_header())
-        .send()
-        .await
-        .unwrap();
+    let r = env.get_as(&b, "/restapi/v2.1/billing_plans").await;
     assert_eq!(r.status(), 404, "the fake does not serve this path");
     let rec = env.fake.rest_requests().pop().unwrap();
     assert_eq!(rec.host_index, 0);
@@ -170,13 +158,7 @@ async fn foreign_account_is_403_and_nothing_is_forwarded() {
         "/restapi/v2.1/accounts/00000000-0000-0000-0000-000000000000/envelopes",
         "/restapi/v2.1/accounts/not-mine",
     ] {
-        let r = env
-            .client
-            .get(env.url(path))
-            .header("Cookie", b.cookie_header())
-            .send()
-            .await
-            .unwrap();
+        let r = env.get_as(&b, path).await;
         assert_eq!(r.status(), 403);
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"], "account_not_permitted");
@@ -203,12 +185,11 @@ async fn account_id_is_matched_case_insensitively() {
     let b = env.logged_in().await;
     let (mine, host) = env.accounts()[1].clone();
     let r = env
-        .client
-        .get(env.url(&format!("/restapi/v2.1/accounts/{}", mine.to_uppercase())))
-        .header("Cookie", b.cookie_header())
-        .send()
-        .await
-        .unwrap();
+        .get_as(
+            &b,
+            &format!("/restapi/v2.1/accounts/{}", mine.to_uppercase()),
+        )
+        .await;
     assert_eq!(env.fake.rest_requests().pop().unwrap().host_index, host);
     assert_ne!(r.status(), 403);
 }
@@ -290,13 +271,7 @@ async fn tampered_and_garbage_cookies_are_no_session() {
         assert_eq!(r.status(), 401, "cookie {cookie:.60}");
     }
     // The real cookie still works: nothing above broke the gateway.
-    let r = env
-        .client
-        .get(env.url("/auth/session"))
-        .header("Cookie", b.cookie_header())
-        .send()
-        .await
-        .unwrap();
+    let r = env.get_as(&b, "/auth/session").await;
     assert_eq!(r.status(), 200);
 }
 
@@ -434,21 +409,9 @@ async fn logout_deletes_the_session() {
     assert_eq!(r.status(), 401);
     // GET works too.
     let b2 = env.logged_in().await;
-    let r = env
-        .client
-        .get(env.url("/auth/logout"))
-        .header("Cookie", b2.cookie_header())
-        .send()
-        .await
-        .unwrap();
+    let r = env.get_as(&b2, "/auth/logout").await;
     assert_eq!(r.status(), 200);
-    let r = env
-        .client
-        .get(env.url("/restapi/v2.1/accounts/x"))
-        .header("Cookie", b2.cookie_header())
-        .send()
-        .await
-        .unwrap();
+    let r = env.get_as(&b2, "/restapi/v2.1/accounts/x").await;
     assert_eq!(r.status(), 401);
 }
 
@@ -479,13 +442,7 @@ async fn is_default_as_string_is_honoured() {
     let env = Env::start_with(opts).await;
     env.fake.set_is_default_as_string(true);
     let b = env.logged_in().await;
-    let r = env
-        .client
-        .get(env.url("/restapi/v2.1/whatever"))
-        .header("Cookie", b.cookie_header())
-        .send()
-        .await
-        .unwrap();
+    let r = env.get_as(&b, "/restapi/v2.1/whatever").await;
     let _ = r.bytes().await;
     assert_eq!(env.fake.rest_requests().pop().unwrap().host_index, 1);
 }
@@ -500,12 +457,8 @@ async fn base_uri_outside_allowed_hosts_never_gets_a_token() {
     let b = env.logged_in().await;
     let (blocked, _) = env.accounts()[1].clone();
     let r = env
-        .client
-        .get(env.url(&format!("/restapi/v2.1/accounts/{blocked}")))
-        .header("Cookie", b.cookie_header())
-        .send()
-        .await
-        .unwrap();
+        .get_as(&b, &format!("/restapi/v2.1/accounts/{blocked}"))
+        .await;
     assert_eq!(r.status(), 502);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "api_host_not_allowed");
@@ -513,12 +466,8 @@ async fn base_uri_outside_allowed_hosts_never_gets_a_token() {
     assert!(env.fake.rest_requests().is_empty());
     let (allowed, _) = env.accounts()[0].clone();
     let r = env
-        .client
-        .get(env.url(&format!("/restapi/v2.1/accounts/{allowed}")))
-        .header("Cookie", b.cookie_header())
-        .send()
-        .await
-        .unwrap();
+        .get_as(&b, &format!("/restapi/v2.1/accounts/{allowed}"))
+        .await;
     assert_eq!(r.status(), 200);
 }
 

@@ -15,14 +15,12 @@ async fn json_post_arrives_byte_identical() {
     // Unusual spacing, unicode and key order must survive untouched.
     let body = "{ \"emailSubject\" : \"Bitte unterschreiben \u{2713}\",\n  \"status\":\"sent\", \"recipients\":{\"signers\":[{\"email\":\"a@example.com\",\"name\":\"A\",\"recipientId\":\"1\"}]},\"documents\":[] }";
     let r = env
-        .client
-        .post(env.url(&format!("/restapi/v2.1/accounts/{account}/envelopes")))
-        .header("Cookie", b.cookie_header())
-        .header("Content-Type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+        .post_json_as(
+            &b,
+            &format!("/restapi/v2.1/accounts/{account}/envelopes"),
+            &body,
+        )
+        .await;
     assert_eq!(r.status(), 201);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["status"], "sent");
@@ -33,14 +31,11 @@ async fn json_post_arrives_byte_identical() {
 
     // The new envelope is listed through the gateway too.
     let r = env
-        .client
-        .get(env.url(&format!(
-            "/restapi/v2.1/accounts/{account}/envelopes?from_date=2020-01-01"
-        )))
-        .header("Cookie", b.cookie_header())
-        .send()
-        .await
-        .unwrap();
+        .get_as(
+            &b,
+            &format!("/restapi/v2.1/accounts/{account}/envelopes?from_date=2020-01-01"),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
     assert!(text.contains(v["envelopeId"].as_str().unwrap()));
@@ -52,14 +47,13 @@ async fn three_mib_download_streams_back_intact() {
     let b = env.logged_in().await;
     let (account, _) = env.accounts()[0].clone();
     let r = env
-        .client
-        .get(env.url(&format!(
+        .get_as(
+            &b,
+            &format!(
             "/restapi/v2.1/accounts/{account}/envelopes/{SAMPLE_ENVELOPE_ID}/documents/combined"
-        )))
-        .header("Cookie", b.cookie_header())
-        .send()
-        .await
-        .unwrap();
+        ),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/pdf");
     let bytes = r.bytes().await.unwrap();
@@ -75,14 +69,11 @@ async fn upstream_errors_and_headers_pass_through_untouched() {
     let b = env.logged_in().await;
     let (account, _) = env.accounts()[0].clone();
     let r = env
-        .client
-        .get(env.url(&format!(
-            "/restapi/v2.1/accounts/{account}/envelopes/no-such-envelope"
-        )))
-        .header("Cookie", b.cookie_header())
-        .send()
-        .await
-        .unwrap();
+        .get_as(
+            &b,
+            &format!("/restapi/v2.1/accounts/{account}/envelopes/no-such-envelope"),
+        )
+        .await;
     assert_eq!(r.status(), 404);
     for h in [
         "x-ratelimit-limit",
@@ -122,13 +113,7 @@ async fn no_docusign_token_in_any_response_or_log_line() {
         "/restapi/v2.1/accounts/not-mine".to_string(),
         "/nope".to_string(),
     ] {
-        let r = env
-            .client
-            .get(env.url(&path))
-            .header("Cookie", b.cookie_header())
-            .send()
-            .await
-            .unwrap();
+        let r = env.get_as(&b, &path).await;
         seen.push_str(&format!("{:?}", r.headers()));
         seen.push_str(&r.text().await.unwrap());
     }

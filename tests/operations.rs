@@ -213,12 +213,8 @@ async fn one_json_log_line_per_request_without_query_or_secrets() {
     let b = env.logged_in().await;
     let path = format!("/restapi/v2.1/accounts/{}/envelopes", env.accounts()[1].0);
     let r = env
-        .client
-        .get(env.url(&format!("{path}?from_date=2020-01-01&secret_marker=q1")))
-        .header("Cookie", b.cookie_header())
-        .send()
-        .await
-        .unwrap();
+        .get_as(&b, &format!("{path}?from_date=2020-01-01&secret_marker=q1"))
+        .await;
     assert_eq!(r.status(), 200);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let logs = env.gw.logs();

@@ -34,17 +34,7 @@ async fn python_sdk_reads_creates_and_lists_through_the_gateway() {
     });
     let env = Env::start().await;
     let b = env.logged_in().await;
-    let r = env
-        .client
-        .post(env.url("/auth/token"))
-        .header("Cookie", b.cookie_header())
-        .send()
-        .await
-        .unwrap();
-    let token = r.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (token, _) = env.mint_token(&b).await;
     let host = format!("{}/restapi", env.gw.url);
     let (account, host_index) = env.accounts()[1].clone();
 

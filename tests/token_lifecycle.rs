@@ -92,14 +92,8 @@ async fn json_post_is_replayed_byte_identical() {
         "x".repeat(60_000)
     );
     let r = env
-        .client
-        .post(env.url(&format!("{}/envelopes", account_path(&env, 1))))
-        .header("Cookie", b.cookie_header())
-        .header("Content-Type", "application/json")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+        .post_json_as(&b, &format!("{}/envelopes", account_path(&env, 1)), &body)
+        .await;
     assert_eq!(r.status(), 201);
     let recs = env.fake.rest_requests();
     assert_eq!(recs.len(), 2);
@@ -121,14 +115,8 @@ async fn post_over_64_kib_gets_docusigns_401_and_the_next_call_works() {
         "y".repeat(70_000)
     );
     let r = env
-        .client
-        .post(env.url(&format!("{}/envelopes", account_path(&env, 0))))
-        .header("Cookie", b.cookie_header())
-        .header("Content-Type", "application/json")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+        .post_json_as(&b, &format!("{}/envelopes", account_path(&env, 0)), &body)
+        .await;
     assert_eq!(r.status(), 401);
     assert!(
         r.headers().contains_key("x-ratelimit-limit"),
@@ -144,14 +132,8 @@ async fn post_over_64_kib_gets_docusigns_401_and_the_next_call_works() {
     );
 
     let r = env
-        .client
-        .post(env.url(&format!("{}/envelopes", account_path(&env, 0))))
-        .header("Cookie", b.cookie_header())
-        .header("Content-Type", "application/json")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+        .post_json_as(&b, &format!("{}/envelopes", account_path(&env, 0)), &body)
+        .await;
     assert_eq!(r.status(), 201);
     assert_eq!(
         env.fake.rest_requests().pop().unwrap().body.len(),

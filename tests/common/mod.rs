@@ -306,6 +306,47 @@ secure_cookie = false
         b
     }
 
+    /// GET a gateway path with this browser's cookies (no Accept header).
+    pub async fn get_as(&self, b: &Browser, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .header(COOKIE, b.cookie_header())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POST a JSON body to a gateway path with this browser's cookies.
+    pub async fn post_json_as(&self, b: &Browser, path: &str, body: &str) -> Response {
+        self.client
+            .post(self.url(path))
+            .header(COOKIE, b.cookie_header())
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Mints a gateway token with this browser's session: (token, expires_at).
+    pub async fn mint_token(&self, b: &Browser) -> (String, u64) {
+        let r = self
+            .client
+            .post(self.url("/auth/token"))
+            .header(COOKIE, b.cookie_header())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let v: serde_json::Value = r.json().await.expect("JSON");
+        assert_eq!(v["token_type"], "Bearer");
+        (
+            v["token"].as_str().expect("token").to_string(),
+            v["expires_at"].as_u64().expect("expires_at"),
+        )
+    }
+
     /// The account ids of the fake's first user with their REST host index.
     pub fn accounts(&self) -> Vec<(String, usize)> {
         self.fake.config().users[0]

@@ -1,0 +1,31 @@
+# docusign-gateway container image.
+#   docker build -t docusign-gateway .
+# The build command below is the one .ci/run runs, so CI proves it.
+
+FROM rust:1-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends cmake \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY config ./config
+COPY benches ./benches
+RUN cargo build --locked --release --bin docusign-gateway
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin dsgw
+COPY --from=build /src/target/release/docusign-gateway /usr/local/bin/docusign-gateway
+COPY config/gateway.toml /etc/docusign-gateway/gateway.toml
+# Secrets come from the environment: DSGW_DOCUSIGN_CLIENT_SECRET, DSGW_SESSION_SECRET.
+ENV DSGW_SERVER_LISTEN=0.0.0.0:8080 \
+    DSGW_SERVER_METRICS_LISTEN=0.0.0.0:9090
+USER dsgw
+EXPOSE 8080 9090
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["docusign-gateway", "health", "--config", "/etc/docusign-gateway/gateway.toml"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["docusign-gateway", "--config", "/etc/docusign-gateway/gateway.toml"]
