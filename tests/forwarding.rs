@@ -18,7 +18,7 @@ async fn json_post_arrives_byte_identical() {
         .post_json_as(
             &b,
             &format!("/restapi/v2.1/accounts/{account}/envelopes"),
-            &body,
+            body,
         )
         .await;
     assert_eq!(r.status(), 201);
