@@ -157,3 +157,32 @@ async fn no_docusign_token_in_any_response_or_log_line() {
         );
     }
 }
+
+#[tokio::test]
+async fn unreachable_rest_host_is_a_502_json_not_a_panic() {
+    let env = Env::start_with(Options {
+        allowed_api_hosts: "[\"127.0.0.2\", \"127.0.0.3\", \"127.0.0.9\", \"host.invalid\"]".into(),
+        ..Options::default()
+    })
+    .await;
+    let (down, _) = env.accounts()[1].clone();
+    let (unresolvable, _) = env.accounts()[0].clone();
+    // Nothing listens on 127.0.0.9:1; host.invalid never resolves.
+    env.fake.set_base_uri_override(&down, "http://127.0.0.9:1");
+    env.fake
+        .set_base_uri_override(&unresolvable, "http://host.invalid");
+    let b = env.logged_in().await;
+    for (account, error) in [
+        (&down, "upstream_error"),
+        (&unresolvable, "upstream_unreachable"),
+    ] {
+        let r = env
+            .get_as(&b, &format!("/restapi/v2.1/accounts/{account}"))
+            .await;
+        assert_eq!(r.status(), 502, "{account}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], error);
+    }
+    // The gateway is still serving.
+    assert_eq!(env.get_as(&b, "/auth/session").await.status(), 200);
+}

@@ -297,6 +297,14 @@ impl FakeDocuSign {
     }
 
     /// `true`: userinfo renders `is_default` as the strings `"true"`/`"false"`.
+    /// From now on, `/oauth/userinfo` answers `base_uri` for this account.
+    pub fn set_base_uri_override(&self, account_id: &str, base_uri: &str) {
+        self.shared()
+            .lock()
+            .base_uri_overrides
+            .insert(account_id.to_ascii_lowercase(), base_uri.to_string());
+    }
+
     pub fn set_is_default_as_string(&self, yes: bool) {
         self.shared().lock().is_default_as_string = yes;
     }

@@ -389,6 +389,7 @@ async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
         .and_then(|token| state.access_grant(token, Instant::now()))
         .cloned();
     let as_string = state.is_default_as_string;
+    let overrides = state.base_uri_overrides.clone();
     drop(state);
     let Some(user) = grant.and_then(|g| shared.config.users.get(g.user)) else {
         return reply::no_store(reply::json(
@@ -409,7 +410,10 @@ async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
                 "account_id": a.account_id,
                 "is_default": is_default,
                 "account_name": a.account_name,
-                "base_uri": shared.rest_host_url(a.rest_host),
+                "base_uri": overrides
+                    .get(&a.account_id.to_ascii_lowercase())
+                    .cloned()
+                    .unwrap_or_else(|| shared.rest_host_url(a.rest_host)),
             })
         })
         .collect();

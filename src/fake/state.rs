@@ -130,6 +130,10 @@ pub(crate) struct State {
     pub(crate) consenting_user: String,
     pub(crate) deny_consent: bool,
     pub(crate) is_default_as_string: bool,
+    /// `base_uri` answered for an account instead of its REST host's URL
+    /// (keyed by lower-case account id): to point a gateway at a host that
+    /// is down or not allowed.
+    pub(crate) base_uri_overrides: HashMap<String, String>,
     pub(crate) token_mode: TokenEndpointMode,
     /// `/oauth/token` requests being answered right now.
     pub(crate) token_in_flight: u64,
@@ -175,6 +179,7 @@ impl State {
                 .unwrap_or_default(),
             deny_consent: false,
             is_default_as_string: false,
+            base_uri_overrides: HashMap::new(),
             token_mode: TokenEndpointMode::Normal,
             stats: FakeStats {
                 rest_requests_per_host: vec![0; rest_hosts],
