@@ -165,6 +165,12 @@ pub async fn callback(gw: &Gateway, req: &RequestHeader) -> Reply {
     let lifetime = gw.cfg.session_lifetime();
     let session = Arc::new(Session::new(info, tokens, &gw.policy, lifetime.as_secs()));
     gw.sessions.insert(session.clone()).await;
+    // A browser that logs in again leaves no orphaned session behind.
+    if let Some(previous) = gw.cookies.session_from(cookie_header(req)) {
+        if let Some(old) = gw.sessions.remove(&previous).await {
+            old.mark_dead();
+        }
+    }
     metrics().logins_completed.inc();
     info!(
         session = %log_id(&session.id),

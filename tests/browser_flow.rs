@@ -474,3 +474,23 @@ async fn base_uri_outside_allowed_hosts_never_gets_a_token() {
 /// Keeps the type in use for rustc when this file is compiled alone.
 #[allow(dead_code)]
 fn _uses(_: &FakeDocuSign) {}
+
+#[tokio::test]
+async fn logging_in_again_replaces_the_previous_session() {
+    let env = Env::start().await;
+    let mut b = env.logged_in().await;
+    let first = b.clone();
+    let r = b.login("/auth/session").await;
+    assert_eq!(r.status(), 302);
+    assert_ne!(
+        b.cookie(COOKIE_NAME),
+        first.cookie(COOKIE_NAME),
+        "a fresh session id"
+    );
+    assert_eq!(env.get_as(&b, "/auth/session").await.status(), 200);
+    assert_eq!(
+        env.get_as(&first, "/auth/session").await.status(),
+        401,
+        "old session ended"
+    );
+}
