@@ -19,7 +19,7 @@ pub struct Metrics {
     pub logins_completed: IntCounter,
     /// `reason`: bad_state, denied, docusign_error, invalid_callback, code_exchange, userinfo.
     pub logins_failed: IntCounterVec,
-    /// `outcome`: ok, invalid_grant, failed, no_refresh_token.
+    /// `outcome`: ok, invalid_grant, failed, missing_refresh.
     pub refreshes: IntCounterVec,
     pub refresh_seconds: Histogram,
     /// Requests replayed after DocuSign answered 401 and the token was refreshed.

@@ -125,9 +125,9 @@ impl Refresher {
             session.mark_dead();
             metrics()
                 .refreshes
-                .with_label_values(&["no_refresh_token"])
+                .with_label_values(&["missing_refresh"])
                 .inc();
-            info!(session = %log_id(&session.id), outcome = "no_refresh_token", "token refresh");
+            info!(session = %log_id(&session.id), outcome = "missing_refresh", "token refresh");
             return Freshness::LoginRequired;
         };
 
