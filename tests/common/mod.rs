@@ -20,12 +20,20 @@ pub const CALLBACK: &str = "/auth/docusign/callback";
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// A free port on 127.0.0.1 (bound, read, released).
+/// A free port on 127.0.0.1 for a server a test starts. Picked at random
+/// below the kernel's ephemeral range (32768 and up), so that no outgoing
+/// connection of a concurrent test can take it between this check and the
+/// server's bind.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    for _ in 0..1000 {
+        let port = rng.gen_range(10_000..32_000);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range");
 }
 
 /// The gateway binary running as a child process; killed on drop.
