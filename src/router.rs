@@ -34,6 +34,7 @@ pub fn is_reserved_path(path: &str) -> bool {
         LOGOUT_PATH,
         TOKEN_PATH,
         HEALTH_PATH,
+        READY_PATH,
     ]
     .contains(&path)
 }
@@ -87,6 +88,23 @@ mod tests {
         assert_eq!(route("/restapi/v2.1/accounts/x", cb), Route::Api);
         assert_eq!(route("/restapi", cb), Route::NotFound);
         assert_eq!(route("/", cb), Route::NotFound);
+        assert_eq!(route("/readyz", cb), Route::Ready);
+        assert_eq!(route("/auth/token", cb), Route::Token);
+    }
+
+    #[test]
+    fn every_answered_path_is_reserved() {
+        for p in [
+            "/auth/login",
+            "/auth/session",
+            "/auth/logout",
+            "/auth/token",
+            "/healthz",
+            "/readyz",
+        ] {
+            assert!(is_reserved_path(p), "{p}");
+            assert_ne!(route(p, "/cb"), Route::NotFound);
+        }
     }
 
     #[test]
