@@ -255,11 +255,7 @@ pub async fn mint_token(gw: &Gateway, req: &RequestHeader) -> Reply {
             .header("Allow", "POST");
     }
     // Only a browser session mints tokens: a token cannot mint its successor.
-    let session = match gw.cookies.session_from(cookie_header(req)) {
-        Some(id) => gw.sessions.get(&id).await,
-        None => None,
-    };
-    let Some(session) = session else {
+    let Some(session) = gw.cookie_session(req).await else {
         return gw.login_required_for(&Caller::Anonymous, false, SESSION_PATH);
     };
     let (token, expires_at) = gw.api_tokens.mint(

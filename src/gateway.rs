@@ -166,10 +166,8 @@ impl Gateway {
     /// Who is calling: the session of the request's cookie, else the session
     /// named by a gateway token in `Authorization: Bearer`.
     pub async fn caller(&self, req: &RequestHeader) -> Caller {
-        if let Some(id) = self.cookies.session_from(cookie_header(req)) {
-            if let Some(session) = self.sessions.get(&id).await {
-                return Caller::Session(session);
-            }
+        if let Some(session) = self.cookie_session(req).await {
+            return Caller::Session(session);
         }
         let Some(token) = bearer_token(req) else {
             return Caller::Anonymous;
@@ -183,12 +181,10 @@ impl Gateway {
         }
     }
 
-    /// The caller's live session, if any.
-    pub async fn session_of(&self, req: &RequestHeader) -> Option<Arc<Session>> {
-        match self.caller(req).await {
-            Caller::Session(s) => Some(s),
-            _ => None,
-        }
+    /// The live session of the request's session cookie, if any.
+    pub async fn cookie_session(&self, req: &RequestHeader) -> Option<Arc<Session>> {
+        let id = self.cookies.session_from(cookie_header(req))?;
+        self.sessions.get(&id).await
     }
 
     /// The answer to a request that needs a session and has none: a browser
