@@ -51,6 +51,17 @@ pub enum Freshness {
     Unavailable { retry_after_secs: u64 },
 }
 
+/// What the refresh task did with the session.
+enum Outcome {
+    Refreshed,
+    /// `invalid_grant`: the session is over.
+    Refused,
+    /// A transient failure; the next try is allowed after this many seconds.
+    Failed {
+        retry_after_secs: u64,
+    },
+}
+
 pub struct Refresher {
     endpoint: Arc<dyn TokenEndpoint>,
     window_secs: u64,
@@ -134,15 +145,15 @@ impl Refresher {
         // The refresh runs in its own task, holding the lock until it has
         // stored its outcome, whatever happens to this request.
         let endpoint = self.endpoint.clone();
-        let task_session = session.clone();
+        let session_for_task = session.clone();
         let task = tokio::spawn(async move {
             let _guard = guard;
+            let session = session_for_task;
             let started = Instant::now();
             let answer = endpoint.refresh(&refresh_token).await;
             let elapsed = started.elapsed();
             metrics().refresh_seconds.observe(elapsed.as_secs_f64());
             let duration_ms = elapsed.as_millis() as u64;
-            let session = task_session;
             let outcome = match &answer {
                 Ok(_) => "ok",
                 Err(OAuthError::InvalidGrant(_)) => "invalid_grant",
@@ -158,7 +169,7 @@ impl Refresher {
                     session.refresh_failures.store(0, Ordering::Release);
                     session.refresh_not_before_ms.store(0, Ordering::Release);
                     info!(session = %log_id(&session.id), outcome = "ok", generation, duration_ms, "token refresh");
-                    Ok(())
+                    Outcome::Refreshed
                 }
                 Err(OAuthError::InvalidGrant(description)) => {
                     session.mark_dead();
@@ -169,7 +180,7 @@ impl Refresher {
                         duration_ms,
                         "token refresh"
                     );
-                    Err(None)
+                    Outcome::Refused
                 }
                 Err(e) => {
                     let failures = session.refresh_failures.fetch_add(1, Ordering::AcqRel) + 1;
@@ -188,17 +199,18 @@ impl Refresher {
                         duration_ms,
                         "token refresh"
                     );
-                    Err(Some(delay.div_ceil(1000).max(1)))
+                    Outcome::Failed {
+                        retry_after_secs: delay.div_ceil(1000).max(1),
+                    }
                 }
             }
         });
         match task.await {
-            Ok(Ok(())) => Freshness::Ready(session.tokens()),
-            Ok(Err(None)) => Freshness::LoginRequired,
-            Ok(Err(Some(retry_after_secs))) if !usable(&current) => {
-                Freshness::Unavailable { retry_after_secs }
-            }
-            Ok(Err(Some(_))) => Freshness::Ready(current),
+            Ok(Outcome::Refreshed) => Freshness::Ready(session.tokens()),
+            Ok(Outcome::Refused) => Freshness::LoginRequired,
+            // A failed refresh still leaves a valid token usable.
+            Ok(Outcome::Failed { .. }) if usable(&current) => Freshness::Ready(current),
+            Ok(Outcome::Failed { retry_after_secs }) => Freshness::Unavailable { retry_after_secs },
             Err(_) => Freshness::Unavailable {
                 retry_after_secs: 1,
             },
