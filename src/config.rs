@@ -292,18 +292,12 @@ impl RawConfig {
     /// keys that are unset by default.
     pub fn defaults() -> Vec<(String, Option<toml::Value>)> {
         let mut out = Vec::new();
-        let tables = [
-            ("server", toml::Value::try_from(RawServer::default())),
-            ("docusign", toml::Value::try_from(RawDocusign::default())),
-            ("session", toml::Value::try_from(RawSession::default())),
-            ("log", toml::Value::try_from(RawLog::default())),
-        ];
-        for (section, table) in tables {
-            let Ok(toml::Value::Table(table)) = table else {
+        for (section, table) in default_table() {
+            let Some(table) = table.as_table() else {
                 continue;
             };
             for (key, value) in table {
-                out.push((format!("{section}.{key}"), Some(value)));
+                out.push((format!("{section}.{key}"), Some(value.clone())));
             }
         }
         // Option fields are skipped by serialization: name them explicitly.
@@ -347,6 +341,15 @@ pub fn read_file(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
+/// The defaults as TOML, section by section. `None` fields are absent (TOML
+/// has no null): `RawConfig::defaults` names them.
+fn default_table() -> toml::Table {
+    match toml::Value::try_from(RawConfig::default()) {
+        Ok(toml::Value::Table(t)) => t,
+        _ => toml::Table::new(),
+    }
+}
+
 /// Overlays `DSGW_<SECTION>_<KEY>` variables on the parsed file. The expected
 /// type of each key is read off the defaults, so `DSGW_SESSION_TTL_SECS=60`
 /// becomes an integer while a numeric-looking secret stays a string.
@@ -354,10 +357,7 @@ fn apply_env(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<(), ConfigError> {
-    let defaults = match toml::Value::try_from(RawConfig::default()) {
-        Ok(toml::Value::Table(t)) => t,
-        _ => toml::Table::new(),
-    };
+    let defaults = default_table();
     let sorted: BTreeMap<String, String> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with(ENV_PREFIX))
