@@ -6,11 +6,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use docusign_gateway::api_token::ApiTokens;
+use docusign_gateway::auth::return_to;
 use docusign_gateway::config::Config;
-use docusign_gateway::cookies::CookieCodec;
-use docusign_gateway::return_to;
-use docusign_gateway::router;
+use docusign_gateway::crypto::api_token::ApiTokens;
+use docusign_gateway::crypto::cookies::CookieCodec;
+use docusign_gateway::proxy::router;
 
 const CONFIG: &str = r#"
 [docusign]

@@ -1,32 +1,25 @@
 //! docusign-gateway: an authentication gateway for the DocuSign eSignature
 //! REST API, built on pingora.
 //!
-//! Module map: `config` (file + environment, validated once), `gateway` (the
-//! request path), `auth` (login, callback, session, logout), `docusign` (the
-//! OAuth client), `session` + `store` + `pending` (state), `cookies` + `keys`
-//! (cookie crypto), `api_host` + `resolver` (where requests go), `server`
-//! (pingora wiring), `demo` and `fake` (the built-in fake DocuSign).
+//! Dependencies run one way, top to bottom (checked by `tests/layering.rs`):
+//!
+//! - `server`: pingora wiring, the binary's entry points, the demo.
+//! - `proxy`: the request path (pingora's `ProxyHttp`), routing, resolving.
+//! - `auth`: login, callback, session info, tokens, logout; who is calling.
+//! - `session`: the session data, its store, keeping its tokens fresh.
+//! - `docusign`: the OAuth client for DocuSign's account server; REST hosts.
+//! - `crypto`, `web`, `ops`: cookie and token crypto; replies; metrics, logs.
+//! - `config`: the configuration, validated once at start.
+//! - `util`: leaf helpers (secrets, clock, ids, fixed paths).
 
-pub mod api_host;
-pub mod api_token;
 pub mod auth;
 pub mod config;
-pub mod cookies;
-pub mod demo;
+pub mod crypto;
 pub mod docusign;
 pub mod fake;
-pub mod gateway;
-pub mod keys;
-pub mod logging;
-pub mod metrics;
-pub mod pages;
-pub mod pending;
-pub mod refresh;
-pub mod reply;
-pub mod resolver;
-pub mod return_to;
-pub mod router;
-pub mod secret;
+pub mod ops;
+pub mod proxy;
 pub mod server;
 pub mod session;
-pub mod store;
+pub mod util;
+pub mod web;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use docusign_gateway::config::{self, Config, RawConfig};
 use docusign_gateway::fake::{FakeConfig, FakeDocuSign};
-use docusign_gateway::logging;
+use docusign_gateway::ops::logging;
 
 #[derive(Parser)]
 #[command(
@@ -86,7 +86,7 @@ fn main() -> ExitCode {
         Command::Health { addr } => health(&cli.config, addr),
         Command::Demo { listen } => {
             logging::init(false, "info");
-            docusign_gateway::demo::run(listen)
+            docusign_gateway::server::demo::run(listen)
         }
         Command::FakeDocusign {
             listen,

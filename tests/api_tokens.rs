@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use docusign_gateway::api_token::{ApiTokens, AUDIENCE};
-use docusign_gateway::keys;
+use docusign_gateway::crypto::api_token::{ApiTokens, AUDIENCE};
+use docusign_gateway::crypto::keys;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use reqwest::Response;
 use serde_json::{json, Value};

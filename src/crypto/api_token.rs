@@ -6,7 +6,7 @@
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::keys;
+use crate::crypto::keys;
 
 /// The `aud` of every gateway token.
 pub const AUDIENCE: &str = "docusign-gateway";
@@ -85,7 +85,7 @@ mod tests {
     use base64::Engine;
 
     use super::*;
-    use crate::session::now_unix;
+    use crate::util::time::now_unix;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use dashmap::DashMap;
 
-use crate::session::{now_unix, Session};
+use crate::session::Session;
+use crate::util::time::now_unix;
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
@@ -94,7 +95,7 @@ impl SessionStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::test_support::session;
+    use crate::session::model::test_support::session;
 
     fn with_created(created_at: u64, ttl: u64) -> Arc<Session> {
         let mut s = session(ttl);

@@ -1,11 +1,13 @@
 //! pingora wiring: the gateway service on `server.listen`, the metrics
 //! service on `server.metrics_listen`, graceful shutdown and upgrade.
 
+pub mod demo;
+
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 
 use crate::config::Config;
-use crate::gateway::Gateway;
+use crate::proxy::Gateway;
 
 /// Builds a ready-to-run pingora server for `cfg`. `upgrade`: take the
 /// listening sockets over from a running gateway (zero-downtime upgrade).

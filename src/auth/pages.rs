@@ -3,8 +3,9 @@
 //! for curl and DocuSign's Python and Node SDKs. No token is ever rendered by
 //! the server; the button fetches one into the page.
 
-use crate::reply::{escape_html, Reply, HTML};
-use crate::session::{random_id, Session};
+use crate::session::Session;
+use crate::util::ids::random_id;
+use crate::web::reply::{escape_html, Reply, HTML};
 
 pub fn session_page(session: &Session, public_url: &str) -> Reply {
     let nonce = random_id();
@@ -96,7 +97,7 @@ document.getElementById("mint").addEventListener("click", async () => {{
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::test_support::session;
+    use crate::session::model::test_support::session;
 
     #[test]
     fn page_shows_accounts_and_examples_but_no_token() {

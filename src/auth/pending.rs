@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use subtle::ConstantTimeEq;
 
-use crate::secret::Secret;
+use crate::util::secret::Secret;
 
 #[derive(Debug)]
 pub struct PendingLogin {

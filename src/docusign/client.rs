@@ -17,8 +17,8 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::config::Config;
-use crate::secret::Secret;
-use crate::session::now_unix;
+use crate::util::secret::Secret;
+use crate::util::time::now_unix;
 
 /// Assumed lifetime of an access token when DocuSign does not say.
 const DEFAULT_EXPIRES_IN: u64 = 3600;

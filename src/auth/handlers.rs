@@ -9,40 +9,23 @@ use pingora::http::RequestHeader;
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::{Auth, Caller};
+use crate::auth::pages;
+use crate::auth::pending::{PendingLogin, StateError};
+use crate::auth::return_to;
 use crate::docusign::OAuthError;
-use crate::gateway::{log_id, Caller, Gateway};
-use crate::metrics::metrics;
-use crate::pages;
-use crate::pending::{PendingLogin, StateError};
-use crate::reply::Reply;
-use crate::return_to;
-use crate::router::SESSION_PATH;
-use crate::session::{now_unix, random_id, Session};
-
-/// The value of one query parameter (decoded), if present.
-pub fn query_param(req: &RequestHeader, name: &str) -> Option<String> {
-    let query = req.uri.query()?;
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-pub fn cookie_header(req: &RequestHeader) -> Option<&str> {
-    req.headers.get(http::header::COOKIE)?.to_str().ok()
-}
-
-/// True when the client says it wants an HTML page (a browser).
-pub fn wants_html(req: &RequestHeader) -> bool {
-    req.headers
-        .get_all(http::header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.to_ascii_lowercase().contains("text/html"))
-}
+use crate::ops::metrics::metrics;
+use crate::session::Session;
+use crate::util::ids::log_id;
+use crate::util::ids::random_id;
+use crate::util::paths::SESSION_PATH;
+use crate::util::time::now_unix;
+use crate::web::reply::Reply;
+use crate::web::request::{cookie_header, query_param, wants_html};
 
 /// `GET /auth/login?return_to=<path>`: a fresh state and PKCE pair, bound
 /// to this browser, and a redirect to DocuSign's consent page.
-pub fn login(gw: &Gateway, req: &RequestHeader) -> Reply {
+pub fn login(gw: &Auth, req: &RequestHeader) -> Reply {
     let return_to = return_to::sanitize(query_param(req, "return_to").as_deref());
     let binding = gw
         .cookies
@@ -71,7 +54,7 @@ pub fn login(gw: &Gateway, req: &RequestHeader) -> Reply {
 /// `GET {callback_path}`: checks the state (issued here, unused, fresh, same
 /// browser) before anything else, then exchanges the code, reads userinfo
 /// once and creates the session.
-pub async fn callback(gw: &Gateway, req: &RequestHeader) -> Reply {
+pub async fn callback(gw: &Auth, req: &RequestHeader) -> Reply {
     let binding = gw.cookies.login_from(cookie_header(req));
     let state = query_param(req, "state");
 
@@ -211,7 +194,7 @@ fn login_failure(step: &'static str, e: &OAuthError) -> Reply {
 
 /// `GET /auth/session`: who is logged in and their accounts, never a token.
 /// JSON, or a small page for browsers.
-pub async fn session_info(gw: &Gateway, req: &RequestHeader) -> Reply {
+pub async fn session_info(gw: &Auth, req: &RequestHeader) -> Reply {
     let browser = wants_html(req);
     let session = match gw.caller(req).await {
         Caller::Session(s) => s,
@@ -249,7 +232,7 @@ pub async fn session_info(gw: &Gateway, req: &RequestHeader) -> Reply {
 }
 
 /// `POST /auth/token`: a gateway bearer token for the session of the cookie.
-pub async fn mint_token(gw: &Gateway, req: &RequestHeader) -> Reply {
+pub async fn mint_token(gw: &Auth, req: &RequestHeader) -> Reply {
     if req.method != http::Method::POST {
         return Reply::error(405, "method_not_allowed", "Use POST to mint a token.")
             .header("Allow", "POST");
@@ -273,7 +256,7 @@ pub async fn mint_token(gw: &Gateway, req: &RequestHeader) -> Reply {
 }
 
 /// `POST /auth/logout` (and GET): deletes the session and clears the cookie.
-pub async fn logout(gw: &Gateway, req: &RequestHeader) -> Reply {
+pub async fn logout(gw: &Auth, req: &RequestHeader) -> Reply {
     // Ending the session ends every gateway token minted for it.
     if let Caller::Session(session) = gw.caller(req).await {
         session.mark_dead();

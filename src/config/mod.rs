@@ -5,6 +5,10 @@
 //! variables stay in this module. Every error names the offending key and says
 //! what is expected.
 
+mod hosts;
+
+pub use hosts::HostPattern;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -14,8 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::api_host::HostPattern;
-use crate::secret::Secret;
+use crate::util::secret::Secret;
 
 /// The DocuSign account server of the developer sandbox.
 pub const DEMO_AUTH_SERVER: &str = "https://account-d.docusign.com";
@@ -567,7 +570,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         || callback_path.starts_with("//")
         || callback_path.starts_with("/restapi/")
         || callback_path.contains(['?', '#', ' '])
-        || crate::router::is_reserved_path(&callback_path)
+        || crate::util::paths::is_reserved_path(&callback_path)
     {
         return Err(ConfigError::new(
             "docusign.callback_path",

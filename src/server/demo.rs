@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 
 use crate::config::Config;
 use crate::fake::{FakeConfig, FakeDocuSign};
-use crate::session::random_id;
+use crate::util::ids::random_id;
 
 /// The demo configuration, embedded in the binary.
-pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
+pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
 
 /// Starts the fake, prints how to use the demo, then runs the gateway.
 pub fn run(listen: SocketAddr) -> Result<(), String> {
@@ -49,7 +49,7 @@ pub fn run(listen: SocketAddr) -> Result<(), String> {
     let cfg = Config::from_toml_str(DEMO_CONFIG, env).map_err(|e| e.to_string())?;
 
     println!("{}", hints(&public_url, &fake));
-    crate::server::run(cfg, false)
+    super::run(cfg, false)
 }
 
 fn hints(public_url: &str, fake: &FakeDocuSign) -> String {

@@ -1,14 +1,6 @@
 //! Which part of the gateway a request path belongs to.
 
-/// Prefix of every path that is forwarded to DocuSign.
-pub const API_PREFIX: &str = "/restapi/";
-
-pub const LOGIN_PATH: &str = "/auth/login";
-pub const SESSION_PATH: &str = "/auth/session";
-pub const LOGOUT_PATH: &str = "/auth/logout";
-pub const TOKEN_PATH: &str = "/auth/token";
-pub const HEALTH_PATH: &str = "/healthz";
-pub const READY_PATH: &str = "/readyz";
+use crate::util::paths::*;
 
 /// What the gateway does with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,19 +16,6 @@ pub enum Route {
     /// Forwarded to a DocuSign REST host.
     Api,
     NotFound,
-}
-
-/// Paths the gateway answers itself (the callback path may not shadow them).
-pub fn is_reserved_path(path: &str) -> bool {
-    [
-        LOGIN_PATH,
-        SESSION_PATH,
-        LOGOUT_PATH,
-        TOKEN_PATH,
-        HEALTH_PATH,
-        READY_PATH,
-    ]
-    .contains(&path)
 }
 
 pub fn route(path: &str, callback_path: &str) -> Route {

@@ -19,10 +19,11 @@ use async_trait::async_trait;
 use tracing::{info, warn};
 
 use crate::docusign::{DocuSignClient, OAuthError, TokenSet};
-use crate::gateway::log_id;
-use crate::metrics::metrics;
-use crate::secret::Secret;
-use crate::session::{now_unix, Session, Tokens};
+use crate::ops::metrics::metrics;
+use crate::session::{Session, Tokens};
+use crate::util::ids::log_id;
+use crate::util::secret::Secret;
+use crate::util::time::now_unix;
 
 const BACKOFF_FIRST_MS: u64 = 1_000;
 const BACKOFF_MAX_MS: u64 = 30_000;
@@ -231,7 +232,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::session::test_support::session;
+    use crate::session::model::test_support::session;
 
     /// A token endpoint that answers from a script and counts calls.
     struct Scripted {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use cookie::{Cookie, CookieJar, Key, SameSite};
 
 use crate::config::SessionConfig;
-use crate::keys;
+use crate::crypto::keys;
 
 /// Sealed values longer than this are not even decrypted.
 const MAX_COOKIE_VALUE: usize = 1024;
@@ -123,7 +123,7 @@ impl CookieCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
+    use crate::util::secret::Secret;
 
     fn codec(secret: &str) -> CookieCodec {
         CookieCodec::new(&SessionConfig {

@@ -6,30 +6,13 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rand::RngCore;
 use serde::Serialize;
 
-use crate::api_host::{ApiHost, HostPolicy};
+use crate::docusign::api_host::{ApiHost, HostPolicy};
 use crate::docusign::{TokenSet, UserInfo};
-
-/// Seconds since the Unix epoch.
-pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// 256 random bits, base64url: the session id and other unguessable values.
-pub fn random_id() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
+use crate::util::ids::random_id;
+use crate::util::time::now_unix;
 
 /// The user, as `/oauth/userinfo` described them.
 #[derive(Debug, Clone, Serialize)]
@@ -165,9 +148,9 @@ impl Session {
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
-    use crate::api_host::HostPattern;
+    use crate::config::HostPattern;
     use crate::docusign::UserAccount;
-    use crate::secret::Secret;
+    use crate::util::secret::Secret;
 
     pub fn session(ttl: u64) -> Session {
         let info = UserInfo {
@@ -206,7 +189,7 @@ pub(crate) mod test_support {
 mod tests {
     use super::test_support::session;
     use super::*;
-    use crate::secret::Secret;
+    use crate::util::secret::Secret;
 
     #[test]
     fn builds_accounts_and_default() {

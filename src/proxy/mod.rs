@@ -21,6 +21,9 @@
 //!
 //! Anything else is 404.
 
+pub mod resolver;
+pub mod router;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,60 +34,35 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session as Downstream};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use crate::api_host::{ApiHost, HostPolicy};
-use crate::api_token::ApiTokens;
-use crate::auth::{self, cookie_header, wants_html};
+use crate::util::ids::log_id;
+
+use crate::auth::pending::PendingLogins;
+use crate::auth::{self, Auth, Caller};
 use crate::config::Config;
-use crate::cookies::CookieCodec;
+use crate::crypto::api_token::ApiTokens;
+use crate::crypto::cookies::CookieCodec;
+use crate::docusign::api_host::{ApiHost, HostPolicy};
 use crate::docusign::DocuSignClient;
-use crate::metrics::{self, metrics};
-use crate::pending::PendingLogins;
-use crate::refresh::{Freshness, Refresher};
-use crate::reply::Reply;
-use crate::resolver::Resolver;
-use crate::router::{self, Route};
-use crate::secret::Secret;
+use crate::ops::metrics::{self, metrics};
+use crate::proxy::resolver::Resolver;
+use crate::session::refresh::{Freshness, Refresher};
 use crate::session::Session;
-use crate::store::{MemoryStore, SessionStore};
+use crate::session::{MemoryStore, SessionStore};
+use crate::util::secret::Secret;
+use crate::web::reply::Reply;
+use crate::web::request::{cookie_header, wants_html};
+use router::Route;
 
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Shared state of the gateway; one instance serves every request.
 pub struct Gateway {
-    pub cfg: Arc<Config>,
-    pub sessions: Arc<dyn SessionStore>,
-    pub logins: Arc<PendingLogins>,
-    pub cookies: CookieCodec,
-    pub docusign: Arc<DocuSignClient>,
-    pub policy: HostPolicy,
-    pub api_tokens: ApiTokens,
+    pub auth: Auth,
     refresher: Refresher,
     resolver: Resolver,
-}
-
-/// Who sent a request.
-pub enum Caller {
-    Session(Arc<Session>),
-    /// No session cookie and no bearer token.
-    Anonymous,
-    /// A bearer token that is not a valid gateway token of a live session.
-    BadToken,
-}
-
-/// The token of `Authorization: Bearer <token>`, if one is there.
-pub fn bearer_token(req: &RequestHeader) -> Option<&str> {
-    let value = req
-        .headers
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Where a forwarded request goes.
@@ -134,8 +112,7 @@ impl Gateway {
             pending.len() as i64
         });
         let sessions: Arc<dyn SessionStore> = store;
-        Ok(Gateway {
-            refresher,
+        let auth = Auth {
             api_tokens: ApiTokens::new(
                 cfg.session.secret.expose().as_bytes(),
                 &cfg.public_link(""),
@@ -149,74 +126,22 @@ impl Gateway {
                 allow_plain_http: cfg.docusign.allow_plain_http,
             },
             docusign,
-            resolver: Resolver::new(),
             cfg: Arc::new(cfg),
+        };
+        Ok(Gateway {
+            auth,
+            refresher,
+            resolver: Resolver::new(),
         })
     }
 
     /// `/readyz`: ready when the session store answers (the configuration
     /// was loaded before the gateway was built).
     async fn readiness(&self) -> Reply {
-        match tokio::time::timeout(Duration::from_secs(2), self.sessions.count()).await {
+        match tokio::time::timeout(Duration::from_secs(2), self.auth.sessions.count()).await {
             Ok(sessions) => Reply::json(200, &json!({ "status": "ready", "sessions": sessions })),
             Err(_) => Reply::error(503, "not_ready", "The session store does not answer."),
         }
-    }
-
-    /// Who is calling: the session of the request's cookie, else the session
-    /// named by a gateway token in `Authorization: Bearer`.
-    pub async fn caller(&self, req: &RequestHeader) -> Caller {
-        if let Some(session) = self.cookie_session(req).await {
-            return Caller::Session(session);
-        }
-        let Some(token) = bearer_token(req) else {
-            return Caller::Anonymous;
-        };
-        let Some(claims) = self.api_tokens.verify(token) else {
-            return Caller::BadToken;
-        };
-        match self.sessions.get(&claims.sid).await {
-            Some(session) if session.user.sub == claims.sub => Caller::Session(session),
-            _ => Caller::BadToken,
-        }
-    }
-
-    /// The live session of the request's session cookie, if any.
-    pub async fn cookie_session(&self, req: &RequestHeader) -> Option<Arc<Session>> {
-        let id = self.cookies.session_from(cookie_header(req))?;
-        self.sessions.get(&id).await
-    }
-
-    /// The answer to a request that needs a session and has none: a browser
-    /// goes to login (and back to `original`), any other client gets 401.
-    pub fn login_required_for(&self, caller: &Caller, browser: bool, original: &str) -> Reply {
-        let login_url = self.cfg.public_link(router::LOGIN_PATH);
-        let bad_token = matches!(caller, Caller::BadToken);
-        if browser && !bad_token {
-            let return_to: String = form_urlencoded::byte_serialize(original.as_bytes()).collect();
-            return Reply::redirect(&format!("{login_url}?return_to={return_to}")).no_store();
-        }
-        let (message, challenge) = if bad_token {
-            (
-                "The gateway token is invalid or expired, or its session has ended. Log in again and mint a new one.",
-                "Bearer realm=\"docusign-gateway\", error=\"invalid_token\"",
-            )
-        } else {
-            (
-                "No valid gateway session. Log in through the login_url in a browser.",
-                "Bearer realm=\"docusign-gateway\"",
-            )
-        };
-        Reply::json(
-            401,
-            &json!({
-                "error": "login_required",
-                "message": message,
-                "login_url": login_url,
-            }),
-        )
-        .header("WWW-Authenticate", challenge)
-        .no_store()
     }
 
     /// Steps 2 to 4 of the module doc: the session, the account, its host,
@@ -229,9 +154,9 @@ impl Gateway {
         let path = req.uri.path();
         let original = req.uri.path_and_query().map_or(path, |pq| pq.as_str());
         ctx.browser = wants_html(req);
-        let session = match self.caller(req).await {
+        let session = match self.auth.caller(req).await {
             Caller::Session(session) => session,
-            other => return Err(self.login_required_for(&other, ctx.browser, original)),
+            other => return Err(self.auth.login_required_for(&other, ctx.browser, original)),
         };
         if router::has_dot_segment(path) {
             return Err(Reply::error(
@@ -267,8 +192,12 @@ impl Gateway {
         let tokens = match self.refresher.fresh(&session, None).await {
             Freshness::Ready(tokens) => tokens,
             Freshness::LoginRequired => {
-                self.sessions.remove(&session.id).await;
-                return Err(self.login_required_for(&Caller::Anonymous, ctx.browser, original));
+                self.auth.sessions.remove(&session.id).await;
+                return Err(self.auth.login_required_for(
+                    &Caller::Anonymous,
+                    ctx.browser,
+                    original,
+                ));
             }
             Freshness::Unavailable { retry_after_secs } => {
                 return Err(token_unavailable(retry_after_secs));
@@ -296,7 +225,7 @@ impl Gateway {
         ctx.replayed = true;
         let outcome = self.refresher.fresh(&session, Some(ctx.generation)).await;
         if let Freshness::LoginRequired = outcome {
-            self.sessions.remove(&session.id).await;
+            self.auth.sessions.remove(&session.id).await;
         }
         if !replayable {
             // The session is refreshed for the next call; this one gets DocuSign's own 401.
@@ -317,8 +246,11 @@ impl Gateway {
                 return Err(e);
             }
             Freshness::LoginRequired => {
-                ctx.local_reply =
-                    Some(self.login_required_for(&Caller::Anonymous, ctx.browser, original));
+                ctx.local_reply = Some(self.auth.login_required_for(
+                    &Caller::Anonymous,
+                    ctx.browser,
+                    original,
+                ));
                 Error::explain(ErrorType::Custom("login_required"), "refresh token refused")
             }
             Freshness::Unavailable { retry_after_secs } => {
@@ -371,15 +303,15 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
         let req = downstream.req_header();
-        ctx.route = router::route(req.uri.path(), &self.cfg.docusign.callback_path);
+        ctx.route = router::route(req.uri.path(), &self.auth.cfg.docusign.callback_path);
         let reply = match ctx.route {
             Route::Health => Reply::json(200, &json!({ "status": "ok" })),
             Route::Ready => self.readiness().await,
-            Route::Login => auth::login(self, req),
-            Route::Callback => auth::callback(self, req).await,
-            Route::SessionInfo => auth::session_info(self, req).await,
-            Route::Logout => auth::logout(self, req).await,
-            Route::Token => auth::mint_token(self, req).await,
+            Route::Login => auth::login(&self.auth, req),
+            Route::Callback => auth::callback(&self.auth, req).await,
+            Route::SessionInfo => auth::session_info(&self.auth, req).await,
+            Route::Logout => auth::logout(&self.auth, req).await,
+            Route::Token => auth::mint_token(&self.auth, req).await,
             Route::NotFound => Reply::error(
                 404,
                 "not_found",
@@ -425,7 +357,7 @@ impl ProxyHttp for Gateway {
         ctx.upstream_sent = Some(Instant::now());
         upstream_request.insert_header("Host", up.host.authority.as_str())?;
         upstream_request.insert_header("Authorization", format!("Bearer {}", bearer.expose()))?;
-        let kept = cookie_header(upstream_request).and_then(|c| self.cookies.strip_own(c));
+        let kept = cookie_header(upstream_request).and_then(|c| self.auth.cookies.strip_own(c));
         match kept {
             Some(c) => upstream_request.insert_header("Cookie", c)?,
             None => {
@@ -609,10 +541,4 @@ fn status_label(status: u16) -> &'static str {
         s if s < 500 => "4xx",
         _ => "5xx",
     }
-}
-
-/// A short, stable, non-reversible name of a session id for log lines.
-pub fn log_id(session_id: &str) -> String {
-    let digest = Sha256::digest(session_id.as_bytes());
-    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }

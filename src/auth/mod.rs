@@ -1,0 +1,107 @@
+//! The endpoints the gateway answers itself (login, callback, session,
+//! token, logout) and who a request comes from ([`Auth::caller`]).
+//!
+//! [`Auth`] holds what authentication needs: the session store, the logins
+//! in progress, the cookie and token codecs and the DocuSign client. The
+//! request path (`proxy`) asks it; it never asks the request path.
+
+mod handlers;
+pub mod pages;
+pub mod pending;
+pub mod return_to;
+
+use std::sync::Arc;
+
+use pingora::http::RequestHeader;
+use serde_json::json;
+
+pub use handlers::*;
+
+use crate::config::Config;
+use crate::crypto::api_token::ApiTokens;
+use crate::crypto::cookies::CookieCodec;
+use crate::docusign::api_host::HostPolicy;
+use crate::docusign::DocuSignClient;
+use crate::session::{Session, SessionStore};
+use crate::util::paths::LOGIN_PATH;
+use crate::web::reply::Reply;
+use crate::web::request::{bearer_token, cookie_header};
+use pending::PendingLogins;
+
+/// Who sent a request.
+pub enum Caller {
+    Session(Arc<Session>),
+    /// No session cookie and no bearer token.
+    Anonymous,
+    /// A bearer token that is not a valid gateway token of a live session.
+    BadToken,
+}
+
+/// Authentication's shared state; one instance serves every request.
+pub struct Auth {
+    pub cfg: Arc<Config>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub logins: Arc<PendingLogins>,
+    pub cookies: CookieCodec,
+    pub docusign: Arc<DocuSignClient>,
+    pub policy: HostPolicy,
+    pub api_tokens: ApiTokens,
+}
+
+impl Auth {
+    /// Who is calling: the session of the request's cookie, else the session
+    /// named by a gateway token in `Authorization: Bearer`.
+    pub async fn caller(&self, req: &RequestHeader) -> Caller {
+        if let Some(session) = self.cookie_session(req).await {
+            return Caller::Session(session);
+        }
+        let Some(token) = bearer_token(req) else {
+            return Caller::Anonymous;
+        };
+        let Some(claims) = self.api_tokens.verify(token) else {
+            return Caller::BadToken;
+        };
+        match self.sessions.get(&claims.sid).await {
+            Some(session) if session.user.sub == claims.sub => Caller::Session(session),
+            _ => Caller::BadToken,
+        }
+    }
+
+    /// The live session of the request's session cookie, if any.
+    pub async fn cookie_session(&self, req: &RequestHeader) -> Option<Arc<Session>> {
+        let id = self.cookies.session_from(cookie_header(req))?;
+        self.sessions.get(&id).await
+    }
+
+    /// The answer to a request that needs a session and has none: a browser
+    /// goes to login (and back to `original`), any other client gets 401.
+    pub fn login_required_for(&self, caller: &Caller, browser: bool, original: &str) -> Reply {
+        let login_url = self.cfg.public_link(LOGIN_PATH);
+        let bad_token = matches!(caller, Caller::BadToken);
+        if browser && !bad_token {
+            let return_to: String = form_urlencoded::byte_serialize(original.as_bytes()).collect();
+            return Reply::redirect(&format!("{login_url}?return_to={return_to}")).no_store();
+        }
+        let (message, challenge) = if bad_token {
+            (
+                "The gateway token is invalid or expired, or its session has ended. Log in again and mint a new one.",
+                "Bearer realm=\"docusign-gateway\", error=\"invalid_token\"",
+            )
+        } else {
+            (
+                "No valid gateway session. Log in through the login_url in a browser.",
+                "Bearer realm=\"docusign-gateway\"",
+            )
+        };
+        Reply::json(
+            401,
+            &json!({
+                "error": "login_required",
+                "message": message,
+                "login_url": login_url,
+            }),
+        )
+        .header("WWW-Authenticate", challenge)
+        .no_store()
+    }
+}

@@ -1,0 +1,7 @@
+//! The gateway's cryptography, each key derived from `session.secret` for
+//! one purpose: `keys` (HKDF), `cookies` (encrypted session and login
+//! cookies), `api_token` (signed gateway tokens).
+
+pub mod api_token;
+pub mod cookies;
+pub mod keys;

@@ -1,0 +1,4 @@
+//! Operations: Prometheus metrics and logging.
+
+pub mod logging;
+pub mod metrics;

@@ -1,0 +1,9 @@
+//! Small leaf helpers used everywhere; nothing here knows the gateway.
+//!
+//! `secret` (a string that never prints), `time` (the injectable clock),
+//! `ids` (random ids and log ids), `paths` (the paths the gateway answers).
+
+pub mod ids;
+pub mod paths;
+pub mod secret;
+pub mod time;

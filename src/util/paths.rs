@@ -1,0 +1,24 @@
+//! The paths the gateway answers itself, and the prefix it forwards.
+
+/// Prefix of every path that is forwarded to DocuSign.
+pub const API_PREFIX: &str = "/restapi/";
+
+pub const LOGIN_PATH: &str = "/auth/login";
+pub const SESSION_PATH: &str = "/auth/session";
+pub const LOGOUT_PATH: &str = "/auth/logout";
+pub const TOKEN_PATH: &str = "/auth/token";
+pub const HEALTH_PATH: &str = "/healthz";
+pub const READY_PATH: &str = "/readyz";
+
+/// Paths the gateway answers itself (the callback path may not shadow them).
+pub fn is_reserved_path(path: &str) -> bool {
+    [
+        LOGIN_PATH,
+        SESSION_PATH,
+        LOGOUT_PATH,
+        TOKEN_PATH,
+        HEALTH_PATH,
+        READY_PATH,
+    ]
+    .contains(&path)
+}
