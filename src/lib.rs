@@ -30,3 +30,4 @@ pub mod secret;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod ttl_map;
