@@ -7,3 +7,4 @@ pub mod ids;
 pub mod paths;
 pub mod secret;
 pub mod time;
+pub mod ttl_map;
