@@ -5,7 +5,8 @@
 //! in progress, the cookie and token codecs and the DocuSign client. The
 //! request path (`proxy`) asks it; it never asks the request path.
 
-mod handlers;
+mod endpoints;
+mod login;
 pub mod pages;
 pub mod pending;
 pub mod return_to;
@@ -15,15 +16,17 @@ use std::sync::Arc;
 use pingora::http::RequestHeader;
 use serde_json::json;
 
-pub use handlers::*;
+pub use endpoints::{logout, mint_token, session_info};
+pub use login::{callback, login};
 
 use crate::config::Config;
 use crate::crypto::api_token::ApiTokens;
 use crate::crypto::cookies::CookieCodec;
 use crate::docusign::api_host::HostPolicy;
-use crate::docusign::DocuSignClient;
-use crate::session::{Session, SessionStore};
+use crate::docusign::AccountServer;
+use crate::session::{Session, SessionStore, StoreError};
 use crate::util::paths::LOGIN_PATH;
+use crate::util::time::Clock;
 use crate::web::reply::Reply;
 use crate::web::request::{bearer_token, cookie_header};
 use pending::PendingLogins;
@@ -35,6 +38,8 @@ pub enum Caller {
     Anonymous,
     /// A bearer token that is not a valid gateway token of a live session.
     BadToken,
+    /// The session store did not answer: who it is cannot be told now.
+    StoreUnavailable,
 }
 
 /// Authentication's shared state; one instance serves every request.
@@ -43,17 +48,34 @@ pub struct Auth {
     pub sessions: Arc<dyn SessionStore>,
     pub logins: Arc<PendingLogins>,
     pub cookies: CookieCodec,
-    pub docusign: Arc<DocuSignClient>,
+    pub docusign: Arc<dyn AccountServer>,
     pub policy: HostPolicy,
     pub api_tokens: ApiTokens,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Seconds a client is asked to wait while the session store is unreachable.
+const STORE_RETRY_AFTER_SECS: u64 = 2;
+
+/// 503 while the session store does not answer; nothing was lost.
+pub fn store_unavailable() -> Reply {
+    Reply::error(
+        503,
+        "session_store_unavailable",
+        "The session store cannot be reached; your session is kept. Retry later.",
+    )
+    .header("Retry-After", STORE_RETRY_AFTER_SECS.to_string())
+    .no_store()
 }
 
 impl Auth {
     /// Who is calling: the session of the request's cookie, else the session
     /// named by a gateway token in `Authorization: Bearer`.
     pub async fn caller(&self, req: &RequestHeader) -> Caller {
-        if let Some(session) = self.cookie_session(req).await {
-            return Caller::Session(session);
+        match self.cookie_session(req).await {
+            Ok(Some(session)) => return Caller::Session(session),
+            Ok(None) => {}
+            Err(_) => return Caller::StoreUnavailable,
         }
         let Some(token) = bearer_token(req) else {
             return Caller::Anonymous;
@@ -62,20 +84,29 @@ impl Auth {
             return Caller::BadToken;
         };
         match self.sessions.get(&claims.sid).await {
-            Some(session) if session.user.sub == claims.sub => Caller::Session(session),
-            _ => Caller::BadToken,
+            Ok(Some(session)) if session.user.sub == claims.sub => Caller::Session(session),
+            Ok(_) => Caller::BadToken,
+            Err(_) => Caller::StoreUnavailable,
         }
     }
 
     /// The live session of the request's session cookie, if any.
-    pub async fn cookie_session(&self, req: &RequestHeader) -> Option<Arc<Session>> {
-        let id = self.cookies.session_from(cookie_header(req))?;
-        self.sessions.get(&id).await
+    pub async fn cookie_session(
+        &self,
+        req: &RequestHeader,
+    ) -> Result<Option<Arc<Session>>, StoreError> {
+        match self.cookies.session_from(cookie_header(req)) {
+            Some(id) => self.sessions.get(&id).await,
+            None => Ok(None),
+        }
     }
 
     /// The answer to a request that needs a session and has none: a browser
     /// goes to login (and back to `original`), any other client gets 401.
     pub fn login_required_for(&self, caller: &Caller, browser: bool, original: &str) -> Reply {
+        if let Caller::StoreUnavailable = caller {
+            return store_unavailable();
+        }
         let login_url = self.cfg.public_link(LOGIN_PATH);
         let bad_token = matches!(caller, Caller::BadToken);
         if browser && !bad_token {

@@ -104,7 +104,7 @@ mod tests {
         let s = session(60);
         let r = session_page(&s, "http://gw.example");
         let body = String::from_utf8(r.body.to_vec()).unwrap();
-        assert!(body.contains("A1") && body.contains("na2.docusign.net"));
+        assert!(body.contains("A1") && body.contains("127.0.0.2"));
         assert!(body.contains("ApiClient(host=\"http://gw.example/restapi\")"));
         assert!(body.contains("basePath: \"http://gw.example/restapi\""));
         assert!(body.contains("not allowed by allowed_api_hosts"));

@@ -2,70 +2,67 @@
 //!
 //! Each entry is keyed by its `state`, holds the PKCE verifier, where to go
 //! afterwards and the browser binding, and can be taken exactly once. Entries
-//! expire after the login timeout, and the map never holds more than its bound,
-//! so anonymous traffic cannot make it grow without limit.
+//! expire after the login timeout, and the map never holds more than its bound
+//! (a [`TtlMap`]: expired entries go first, then the oldest, in O(log n)), so
+//! anonymous traffic cannot make it grow without limit.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use dashmap::DashMap;
 use subtle::ConstantTimeEq;
 
 use crate::util::secret::Secret;
+use crate::util::time::Clock;
+use crate::util::ttl_map::TtlMap;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PendingLogin {
     pub pkce_verifier: Secret,
     pub return_to: String,
     /// The value of the login cookie of the browser that started the login.
     pub browser_binding: String,
-    pub created: Instant,
 }
 
 /// Why a callback's state was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum StateError {
-    /// Never issued, already used, or evicted.
+    #[error("the state is unknown, already used or evicted")]
     Unknown,
+    #[error("the login has expired")]
     Expired,
-    /// Issued to another browser (or the login cookie is missing).
+    #[error("the state was issued to another browser")]
     OtherBrowser,
 }
 
+#[derive(Clone)]
+struct Entry {
+    login: Arc<PendingLogin>,
+    expires_at_ms: u64,
+}
+
 pub struct PendingLogins {
-    entries: DashMap<String, PendingLogin>,
+    entries: TtlMap<String, Entry>,
     ttl: Duration,
-    max: usize,
+    clock: Arc<dyn Clock>,
 }
 
 impl PendingLogins {
-    pub fn new(ttl: Duration, max: usize) -> Self {
+    pub fn new(ttl: Duration, max: usize, clock: Arc<dyn Clock>) -> Self {
         PendingLogins {
-            entries: DashMap::new(),
+            entries: TtlMap::new(max),
             ttl,
-            max: max.max(1),
+            clock,
         }
     }
 
     pub fn insert(&self, state: String, login: PendingLogin) {
-        let now = Instant::now();
-        if self.entries.len() >= self.max {
-            self.entries
-                .retain(|_, p| now.duration_since(p.created) < self.ttl);
-        }
-        while self.entries.len() >= self.max {
-            let oldest = self
-                .entries
-                .iter()
-                .min_by_key(|e| e.value().created)
-                .map(|e| e.key().clone());
-            match oldest {
-                Some(k) => {
-                    self.entries.remove(&k);
-                }
-                None => break,
-            }
-        }
-        self.entries.insert(state, login);
+        let now = self.clock.now_millis();
+        let expires_at_ms = now.saturating_add(self.ttl.as_millis() as u64);
+        let entry = Entry {
+            login: Arc::new(login),
+            expires_at_ms,
+        };
+        self.entries.insert(state, entry, expires_at_ms, now);
     }
 
     /// Takes the login for `state` if it was issued to this browser and is
@@ -74,16 +71,16 @@ impl PendingLogins {
         &self,
         state: &str,
         browser_binding: Option<&str>,
-    ) -> Result<PendingLogin, StateError> {
-        let now = Instant::now();
+    ) -> Result<Arc<PendingLogin>, StateError> {
+        let now = self.clock.now_millis();
         let binding = browser_binding.unwrap_or("");
-        let taken = self.entries.remove_if(state, |_, p| {
-            bool::from(p.browser_binding.as_bytes().ct_eq(binding.as_bytes()))
+        let taken = self.entries.remove_if(state, |e| {
+            bool::from(e.login.browser_binding.as_bytes().ct_eq(binding.as_bytes()))
         });
         match taken {
-            Some((_, login)) if now.duration_since(login.created) < self.ttl => Ok(login),
+            Some(e) if now < e.expires_at_ms => Ok(e.login),
             Some(_) => Err(StateError::Expired),
-            None if self.entries.contains_key(state) => Err(StateError::OtherBrowser),
+            None if self.entries.contains_key(state, now) => Err(StateError::OtherBrowser),
             None => Err(StateError::Unknown),
         }
     }
@@ -100,19 +97,25 @@ impl PendingLogins {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::time::ManualClock;
 
     fn login(binding: &str) -> PendingLogin {
         PendingLogin {
             pkce_verifier: Secret::new("v"),
             return_to: "/".into(),
             browser_binding: binding.into(),
-            created: Instant::now(),
         }
+    }
+
+    fn logins(ttl_secs: u64, max: usize) -> (PendingLogins, Arc<ManualClock>) {
+        let clock = ManualClock::at_unix(1_000);
+        let p = PendingLogins::new(Duration::from_secs(ttl_secs), max, clock.clone());
+        (p, clock)
     }
 
     #[test]
     fn single_use_and_bound_to_browser() {
-        let p = PendingLogins::new(Duration::from_secs(60), 10);
+        let (p, _) = logins(60, 10);
         p.insert("s1".into(), login("b1"));
         assert_eq!(
             p.take("s1", Some("b2")).unwrap_err(),
@@ -129,16 +132,16 @@ mod tests {
 
     #[test]
     fn expires() {
-        let p = PendingLogins::new(Duration::from_millis(1), 10);
+        let (p, clock) = logins(60, 10);
         p.insert("s1".into(), login("b1"));
-        std::thread::sleep(Duration::from_millis(5));
+        clock.advance_secs(60);
         assert_eq!(p.take("s1", Some("b1")).unwrap_err(), StateError::Expired);
         assert!(p.is_empty());
     }
 
     #[test]
     fn bounded() {
-        let p = PendingLogins::new(Duration::from_secs(60), 3);
+        let (p, _) = logins(60, 3);
         for i in 0..10 {
             p.insert(format!("s{i}"), login("b"));
         }

@@ -4,6 +4,7 @@
 //! [`ApiHost`]; one that fails the policy keeps the reason, and requests for
 //! that account are refused with it.
 
+use serde::{Deserialize, Serialize};
 use url::{Host, Url};
 
 use crate::config::HostPattern;
@@ -15,8 +16,25 @@ pub struct HostPolicy {
     pub allow_plain_http: bool,
 }
 
+/// Why no token may go to an account's `base_uri`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum HostRefused {
+    #[error("the account's base_uri {0:?} is not a valid URL")]
+    InvalidUrl(String),
+    #[error("the account's base_uri {0:?} is plain http, which is not allowed")]
+    PlainHttp(String),
+    #[error("the account's base_uri has scheme {0:?}")]
+    Scheme(String),
+    #[error("the account's base_uri carries credentials or a query")]
+    CredentialsOrQuery,
+    #[error("the account's base_uri has no host")]
+    NoHost,
+    #[error("the account's REST host {0:?} is not in docusign.allowed_api_hosts")]
+    NotAllowed(String),
+}
+
 /// A REST host that passed the policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiHost {
     pub tls: bool,
     /// Host name or IP address (without brackets), used for DNS and SNI.
@@ -30,32 +48,26 @@ pub struct ApiHost {
 
 impl HostPolicy {
     /// Checks a `base_uri`; the error says why no token may go there.
-    pub fn check(&self, base_uri: &str) -> Result<ApiHost, String> {
-        let url = Url::parse(base_uri)
-            .map_err(|_| format!("the account's base_uri {base_uri:?} is not a valid URL"))?;
+    pub fn check(&self, base_uri: &str) -> Result<ApiHost, HostRefused> {
+        let url =
+            Url::parse(base_uri).map_err(|_| HostRefused::InvalidUrl(base_uri.to_string()))?;
         let tls = match url.scheme() {
             "https" => true,
             "http" if self.allow_plain_http => false,
-            "http" => {
-                return Err(format!(
-                    "the account's base_uri {base_uri:?} is plain http, which is not allowed"
-                ))
-            }
-            other => return Err(format!("the account's base_uri has scheme {other:?}")),
+            "http" => return Err(HostRefused::PlainHttp(base_uri.to_string())),
+            other => return Err(HostRefused::Scheme(other.to_string())),
         };
         if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
-            return Err("the account's base_uri carries credentials or a query".into());
+            return Err(HostRefused::CredentialsOrQuery);
         }
         let host = match url.host() {
             Some(Host::Domain(d)) => d.to_ascii_lowercase(),
             Some(Host::Ipv4(a)) => a.to_string(),
             Some(Host::Ipv6(a)) => a.to_string(),
-            None => return Err("the account's base_uri has no host".into()),
+            None => return Err(HostRefused::NoHost),
         };
         if !self.allowed.iter().any(|p| p.matches(&host)) {
-            return Err(format!(
-                "the account's REST host {host:?} is not in docusign.allowed_api_hosts"
-            ));
+            return Err(HostRefused::NotAllowed(host));
         }
         let port = url
             .port_or_known_default()
@@ -130,10 +142,12 @@ mod tests {
         assert!(p
             .check("http://demo.docusign.net")
             .unwrap_err()
+            .to_string()
             .contains("plain http"));
         assert!(p
             .check("https://evil.example")
             .unwrap_err()
+            .to_string()
             .contains("allowed_api_hosts"));
         assert!(p.check("https://u:p@demo.docusign.net").is_err());
         assert!(p.check("ftp://demo.docusign.net").is_err());

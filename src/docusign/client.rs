@@ -13,9 +13,12 @@ use oauth2::{
     PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope,
     TokenResponse, TokenUrl,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
+use async_trait::async_trait;
+
+use super::AccountServer;
 use crate::config::Config;
 use crate::util::secret::Secret;
 use crate::util::time::now_unix;
@@ -27,9 +30,11 @@ type OAuthClient =
     BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
 /// An access token, its refresh token and when the access token expires.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenSet {
+    #[serde(with = "crate::util::secret::stored")]
     pub access_token: Secret,
+    #[serde(with = "crate::util::secret::stored::option")]
     pub refresh_token: Option<Secret>,
     /// Unix seconds.
     pub expires_at: u64,
@@ -92,6 +97,15 @@ fn describe(d: &Option<String>) -> String {
     d.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
 }
 
+/// Why the client could not be built from the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("docusign.auth_server does not give valid OAuth endpoints: {0}")]
+    Endpoint(String),
+    #[error("the HTTP client for DocuSign could not be built: {0}")]
+    Http(String),
+}
+
 pub struct DocuSignClient {
     oauth: OAuthClient,
     http: reqwest::Client,
@@ -100,14 +114,13 @@ pub struct DocuSignClient {
 }
 
 impl DocuSignClient {
-    pub fn new(cfg: &Config) -> Result<Self, String> {
+    pub fn new(cfg: &Config) -> Result<Self, ClientError> {
         let base = cfg.docusign.auth_server.as_str().trim_end_matches('/');
-        let auth_url = AuthUrl::new(format!("{base}/oauth/auth")).map_err(|e| e.to_string())?;
-        let token_url = TokenUrl::new(format!("{base}/oauth/token")).map_err(|e| e.to_string())?;
-        let userinfo_url =
-            Url::parse(&format!("{base}/oauth/userinfo")).map_err(|e| e.to_string())?;
-        let redirect =
-            RedirectUrl::new(cfg.redirect_uri().to_string()).map_err(|e| e.to_string())?;
+        let endpoint = |e: url::ParseError| ClientError::Endpoint(e.to_string());
+        let auth_url = AuthUrl::new(format!("{base}/oauth/auth")).map_err(endpoint)?;
+        let token_url = TokenUrl::new(format!("{base}/oauth/token")).map_err(endpoint)?;
+        let userinfo_url = Url::parse(&format!("{base}/oauth/userinfo")).map_err(endpoint)?;
+        let redirect = RedirectUrl::new(cfg.redirect_uri().to_string()).map_err(endpoint)?;
         let oauth = BasicClient::new(ClientId::new(cfg.docusign.client_id.clone()))
             .set_client_secret(ClientSecret::new(
                 cfg.docusign.client_secret.expose().to_string(),
@@ -122,7 +135,7 @@ impl DocuSignClient {
             .connect_timeout(cfg.docusign.request_timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("docusign-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ClientError::Http(e.to_string()))?;
         Ok(DocuSignClient {
             oauth,
             http,
@@ -130,9 +143,12 @@ impl DocuSignClient {
             scopes: cfg.docusign.scopes.clone(),
         })
     }
+}
 
+#[async_trait]
+impl AccountServer for DocuSignClient {
     /// The consent URL, its fresh random `state` and the PKCE verifier.
-    pub fn authorize_url(&self) -> (Url, String, Secret) {
+    fn authorize_url(&self) -> (Url, String, Secret) {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state) = self
             .oauth
@@ -148,11 +164,7 @@ impl DocuSignClient {
     }
 
     /// Exchanges an authorization code (with its PKCE verifier) for tokens.
-    pub async fn exchange_code(
-        &self,
-        code: &str,
-        verifier: &Secret,
-    ) -> Result<TokenSet, OAuthError> {
+    async fn exchange_code(&self, code: &str, verifier: &Secret) -> Result<TokenSet, OAuthError> {
         let answer = self
             .oauth
             .exchange_code(AuthorizationCode::new(code.to_string()))
@@ -163,7 +175,7 @@ impl DocuSignClient {
     }
 
     /// The refresh grant: a new access token and a new refresh token.
-    pub async fn refresh(&self, refresh_token: &Secret) -> Result<TokenSet, OAuthError> {
+    async fn refresh(&self, refresh_token: &Secret) -> Result<TokenSet, OAuthError> {
         let answer = self
             .oauth
             .exchange_refresh_token(&RefreshToken::new(refresh_token.expose().to_string()))
@@ -173,7 +185,7 @@ impl DocuSignClient {
     }
 
     /// `/oauth/userinfo`: the user and their accounts with their REST hosts.
-    pub async fn userinfo(&self, access_token: &Secret) -> Result<UserInfo, OAuthError> {
+    async fn userinfo(&self, access_token: &Secret) -> Result<UserInfo, OAuthError> {
         let response = self
             .http
             .get(self.userinfo_url.clone())

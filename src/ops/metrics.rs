@@ -10,6 +10,63 @@ use pingora_prometheus::prometheus::{
     IntGauge, Opts,
 };
 
+/// Labels of one metric, as a closed set: every value is known here, so the
+/// README's metrics table can be checked against them.
+pub trait Label: Copy + 'static {
+    /// Every value of the label.
+    const ALL: &'static [Self];
+    fn as_str(self) -> &'static str;
+}
+
+macro_rules! label {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($variant),+ }
+
+        impl Label for $name {
+            const ALL: &'static [Self] = &[$($name::$variant),+];
+            fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+    };
+}
+
+label!(
+    /// `class` of `dsgw_requests_total`.
+    RequestClass {
+        Proxied => "proxied",
+        Rejected => "rejected",
+        Health => "health",
+        Auth => "auth",
+    }
+);
+
+label!(
+    /// `reason` of `dsgw_logins_failed_total`.
+    LoginFailure {
+        BadState => "bad_state",
+        Denied => "denied",
+        DocusignError => "docusign_error",
+        InvalidCallback => "invalid_callback",
+        CodeExchange => "code_exchange",
+        Userinfo => "userinfo",
+        StoreUnavailable => "store_unavailable",
+    }
+);
+
+label!(
+    /// `outcome` of `dsgw_token_refreshes_total`.
+    RefreshOutcome {
+        Ok => "ok",
+        InvalidGrant => "invalid_grant",
+        Failed => "failed",
+        MissingRefresh => "missing_refresh",
+        StoreUnavailable => "store_unavailable",
+    }
+);
+
 pub struct Metrics {
     /// `class`: proxied, auth, rejected, health; `status`: the HTTP status.
     pub requests: IntCounterVec,
@@ -92,6 +149,24 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 
 pub fn metrics() -> &'static Metrics {
     &METRICS
+}
+
+impl Metrics {
+    pub fn request(&self, class: RequestClass, status: &str) {
+        self.requests
+            .with_label_values(&[class.as_str(), status])
+            .inc();
+    }
+
+    pub fn login_failed(&self, reason: LoginFailure) {
+        self.logins_failed
+            .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    pub fn refreshed(&self, outcome: RefreshOutcome) {
+        self.refreshes.with_label_values(&[outcome.as_str()]).inc();
+    }
 }
 
 /// A gauge whose value is read when scraped (live sessions, pending logins).

@@ -33,7 +33,7 @@ pub fn build(cfg: Config, upgrade: bool) -> Result<Server, String> {
     let metrics_listen = cfg.server.metrics_listen;
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
-    let gateway = Gateway::new(cfg)?;
+    let gateway = Gateway::new(cfg).map_err(|e| e.to_string())?;
     let mut service = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         gateway,

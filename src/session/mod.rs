@@ -1,9 +1,14 @@
-//! Sessions: what a logged-in user is (`model`), where sessions are kept
-//! (`memory`) and how their DocuSign tokens are kept fresh (`refresh`).
+//! Sessions: what a logged-in user is (`model`, plain data), the interface of
+//! the stores that keep them (`store`) and its conformance suite
+//! (`conformance`), the in-memory store (`memory`), and how their DocuSign
+//! tokens are kept fresh (`refresh`).
 
+pub mod conformance;
 pub mod memory;
 pub mod model;
 pub mod refresh;
+pub mod store;
 
-pub use memory::{MemoryStore, SessionStore};
+pub use memory::MemoryStore;
 pub use model::{Account, Session, Tokens, User};
+pub use store::{SessionStore, StoreError, TokenSwap};

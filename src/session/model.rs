@@ -1,21 +1,17 @@
-//! A logged-in user's session: who they are, their DocuSign accounts and the
-//! current token pair.
-//!
-//! The token pair sits behind its own lock as one `Arc`, so it is replaced as
-//! a whole: a reader sees the old pair or the new pair, never a mix.
+//! A logged-in user's session, as data: who they are, their DocuSign
+//! accounts, the current token pair and its generation, and times. It holds
+//! no lock and no live state, so any store can keep it (serde). It is
+//! immutable once built: a refresh makes a new `Session` with the next
+//! generation ([`Session::with_tokens`]), which the store swaps in whole.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use serde::{Deserialize, Serialize};
 
-use serde::Serialize;
-
-use crate::docusign::api_host::{ApiHost, HostPolicy};
+use crate::docusign::api_host::{ApiHost, HostPolicy, HostRefused};
 use crate::docusign::{TokenSet, UserInfo};
 use crate::util::ids::random_id;
-use crate::util::time::now_unix;
 
 /// The user, as `/oauth/userinfo` described them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub sub: String,
     pub name: String,
@@ -23,26 +19,28 @@ pub struct User {
 }
 
 /// One DocuSign account of the user, with its REST host checked once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     pub account_id: String,
     pub account_name: String,
     pub base_uri: String,
     pub is_default: bool,
     /// Where requests for this account go, or why none may go anywhere.
-    pub api_host: Result<ApiHost, String>,
+    pub api_host: Result<ApiHost, HostRefused>,
 }
 
 /// The current DocuSign tokens of a session.
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tokens {
     pub set: TokenSet,
     /// Increases with every refresh; tells a request whether the pair it used
     /// has been replaced meanwhile.
     pub generation: u64,
+    /// When this pair was obtained (Unix seconds).
+    pub obtained_at: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
     pub id: String,
     pub user: User,
@@ -51,23 +49,20 @@ pub struct Session {
     pub default_account: usize,
     pub created_at: u64,
     pub expires_at: u64,
-    tokens: RwLock<Arc<Tokens>>,
-    /// Held while the session's tokens are being refreshed (single flight).
-    pub refresh_lock: Arc<tokio::sync::Mutex<()>>,
-    /// Refreshes that failed in a row for a transient reason.
-    pub refresh_failures: AtomicU32,
-    /// No refresh is tried before this time (unix milliseconds): back-off.
-    pub refresh_not_before_ms: AtomicU64,
-    /// DocuSign refused the refresh token: the session is over.
-    dead: AtomicBool,
+    pub tokens: Tokens,
 }
 
 impl Session {
-    /// Builds a session from a completed login.
+    /// Builds a session from a completed login at `now` (Unix seconds).
     /// `ttl_secs` bounds its life (the caller keeps it within the refresh
     /// token's lifetime).
-    pub fn new(info: UserInfo, tokens: TokenSet, policy: &HostPolicy, ttl_secs: u64) -> Self {
-        let now = now_unix();
+    pub fn new(
+        info: UserInfo,
+        tokens: TokenSet,
+        policy: &HostPolicy,
+        ttl_secs: u64,
+        now: u64,
+    ) -> Self {
         let accounts: Vec<Account> = info
             .accounts
             .into_iter()
@@ -91,42 +86,28 @@ impl Session {
             default_account,
             created_at: now,
             expires_at: now.saturating_add(ttl_secs),
-            tokens: RwLock::new(Arc::new(Tokens {
+            tokens: Tokens {
                 set: tokens,
                 generation: 0,
-            })),
-            refresh_lock: Arc::new(tokio::sync::Mutex::new(())),
-            refresh_failures: AtomicU32::new(0),
-            refresh_not_before_ms: AtomicU64::new(0),
-            dead: AtomicBool::new(false),
+                obtained_at: now,
+            },
         }
     }
 
-    pub fn is_dead(&self) -> bool {
-        self.dead.load(Ordering::Acquire)
-    }
-
-    pub fn mark_dead(&self) {
-        self.dead.store(true, Ordering::Release);
-    }
-
-    /// The current token pair.
-    pub fn tokens(&self) -> Arc<Tokens> {
-        match self.tokens.read() {
-            Ok(t) => t.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+    /// The same session with a new token pair, one generation on. A refresh
+    /// answer without a refresh token keeps the current one.
+    pub fn with_tokens(&self, mut set: TokenSet, now: u64) -> Session {
+        if set.refresh_token.is_none() {
+            set.refresh_token = self.tokens.set.refresh_token.clone();
         }
-    }
-
-    /// Replaces the token pair as a whole; returns the new generation.
-    pub fn replace_tokens(&self, set: TokenSet) -> u64 {
-        let mut guard = match self.tokens.write() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let generation = guard.generation + 1;
-        *guard = Arc::new(Tokens { set, generation });
-        generation
+        Session {
+            tokens: Tokens {
+                set,
+                generation: self.tokens.generation + 1,
+                obtained_at: now,
+            },
+            ..self.clone()
+        }
     }
 
     /// The account named by a request path (GUIDs compare case-insensitively).
@@ -141,18 +122,21 @@ impl Session {
     }
 
     pub fn is_expired(&self, now: u64) -> bool {
-        now >= self.expires_at || self.is_dead()
+        now >= self.expires_at
     }
 }
 
-#[cfg(test)]
-pub(crate) mod test_support {
+/// Sessions for tests, here and in other modules' tests.
+pub mod test_support {
     use super::*;
     use crate::config::HostPattern;
     use crate::docusign::UserAccount;
     use crate::util::secret::Secret;
 
-    pub fn session(ttl: u64) -> Session {
+    /// A session of user `user-1` created at `now`, living `ttl` seconds, whose
+    /// access token expires an hour after `now`. Account A1 (REST host
+    /// allowed, 127.0.0.2) and A2 (default, host not allowed).
+    pub fn session_at(now: u64, ttl: u64) -> Session {
         let info = UserInfo {
             sub: "user-1".into(),
             name: "Ada".into(),
@@ -161,7 +145,7 @@ pub(crate) mod test_support {
                 UserAccount {
                     account_id: "A1".into(),
                     account_name: "One".into(),
-                    base_uri: "https://na2.docusign.net".into(),
+                    base_uri: "https://127.0.0.2".into(),
                     is_default: false,
                 },
                 UserAccount {
@@ -173,49 +157,79 @@ pub(crate) mod test_support {
             ],
         };
         let policy = HostPolicy {
-            allowed: vec![HostPattern::parse("*.docusign.net").unwrap()],
+            allowed: vec![
+                HostPattern::parse("*.docusign.net").unwrap(),
+                HostPattern::parse("127.0.0.2").unwrap(),
+            ],
             allow_plain_http: false,
         };
         let tokens = TokenSet {
             access_token: Secret::new("at"),
             refresh_token: Some(Secret::new("rt")),
-            expires_at: now_unix() + 3600,
+            expires_at: now + 3600,
         };
-        Session::new(info, tokens, &policy, ttl)
+        Session::new(info, tokens, &policy, ttl, now)
+    }
+
+    /// [`session_at`] the system clock's now.
+    pub fn session(ttl: u64) -> Session {
+        session_at(crate::util::time::now_unix(), ttl)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::session;
+    use super::test_support::session_at;
     use super::*;
     use crate::util::secret::Secret;
 
     #[test]
     fn builds_accounts_and_default() {
-        let s = session(60);
+        let s = session_at(1000, 60);
         assert_eq!(s.id.len(), 43);
         assert_eq!(s.default_account().unwrap().account_id, "A2");
         assert!(s.account("a1").unwrap().api_host.is_ok());
         assert!(s.account("A2").unwrap().api_host.is_err());
         assert!(s.account("A3").is_none());
-        assert!(!s.is_expired(now_unix()));
-        assert!(s.is_expired(now_unix() + 61));
+        assert!(!s.is_expired(1059));
+        assert!(s.is_expired(1060));
     }
 
     #[test]
-    fn token_replacement_is_whole() {
-        let s = session(60);
-        let before = s.tokens();
-        let g = s.replace_tokens(TokenSet {
-            access_token: Secret::new("at2"),
-            refresh_token: Some(Secret::new("rt2")),
-            expires_at: 1,
-        });
-        assert_eq!(g, 1);
-        let after = s.tokens();
-        assert_eq!(before.set.access_token.expose(), "at");
-        assert_eq!(after.set.access_token.expose(), "at2");
-        assert_eq!(after.set.refresh_token.as_ref().unwrap().expose(), "rt2");
+    fn new_tokens_make_a_new_generation_and_keep_the_refresh_token() {
+        let s = session_at(1000, 60);
+        let next = s.with_tokens(
+            TokenSet {
+                access_token: Secret::new("at2"),
+                refresh_token: None,
+                expires_at: 5000,
+            },
+            1010,
+        );
+        assert_eq!(next.tokens.generation, 1);
+        assert_eq!(next.tokens.obtained_at, 1010);
+        assert_eq!(next.tokens.set.access_token.expose(), "at2");
+        assert_eq!(
+            next.tokens.set.refresh_token.as_ref().unwrap().expose(),
+            "rt"
+        );
+        assert_eq!(
+            s.tokens.set.access_token.expose(),
+            "at",
+            "the old value is untouched"
+        );
+        assert_eq!(next.id, s.id);
+    }
+
+    #[test]
+    fn round_trips_through_serde_with_its_tokens() {
+        let s = session_at(1000, 60);
+        let text = serde_json::to_string(&s).unwrap();
+        let back: Session = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.id, s.id);
+        assert_eq!(back.accounts, s.accounts);
+        assert_eq!(back.tokens.set.refresh_token.unwrap().expose(), "rt");
+        // Debug never shows a token.
+        assert!(!format!("{s:?}").contains("\"rt\""));
     }
 }

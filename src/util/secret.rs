@@ -38,6 +38,41 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Serde for a [`Secret`] field that must be stored (`#[serde(with = ...)]`):
+/// the value itself is written, so use it only for data that is kept
+/// encrypted or in process memory, never for anything shown or logged.
+pub mod stored {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Secret;
+
+    pub fn serialize<S: Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(secret.expose())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+        String::deserialize(d).map(Secret::new)
+    }
+
+    /// The same for `Option<Secret>`.
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        use super::Secret;
+
+        pub fn serialize<S: Serializer>(secret: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
+            match secret {
+                Some(v) => s.serialize_some(v.expose()),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+            Option::<String>::deserialize(d).map(|v| v.map(Secret::new))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

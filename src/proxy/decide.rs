@@ -1,0 +1,161 @@
+//! Steps 1 to 4 of the request path (see the module doc of `proxy`): what
+//! the gateway does with a request head, before anything is forwarded.
+//! In-process and free of pingora's session, so it is tested as a table.
+
+use std::time::Duration;
+
+use pingora::http::RequestHeader;
+use serde_json::json;
+use tracing::warn;
+
+use super::ctx::{Forwarding, Upstream};
+use super::router::{self, Route};
+use super::Gateway;
+use crate::auth::{self, store_unavailable, Caller};
+use crate::session::refresh::Freshness;
+use crate::session::{Account, Session};
+use crate::web::reply::Reply;
+use crate::web::request::wants_html;
+
+/// How long `/readyz` waits for the session store.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What to do with a request.
+pub enum Decision {
+    /// Answer it here.
+    Answer(Reply),
+    /// Forward it.
+    Forward(Forwarding),
+}
+
+impl Gateway {
+    /// Step 1: the endpoints answered here; step 2-4 for `/restapi/...`.
+    pub async fn decide(&self, route: Route, req: &RequestHeader) -> Decision {
+        let auth = &self.auth;
+        let reply = match route {
+            Route::Health => Reply::json(200, &json!({ "status": "ok" })),
+            Route::Ready => self.readiness().await,
+            Route::Login => auth::login(auth, req),
+            Route::Callback => auth::callback(auth, req).await,
+            Route::SessionInfo => auth::session_info(auth, req).await,
+            Route::Logout => auth::logout(auth, req).await,
+            Route::Token => auth::mint_token(auth, req).await,
+            Route::NotFound => Reply::error(
+                404,
+                "not_found",
+                "The gateway serves /restapi/... and /auth/...",
+            ),
+            Route::Api => match self.prepare_forward(req).await {
+                Ok(forwarding) => return Decision::Forward(forwarding),
+                Err(reply) => reply,
+            },
+        };
+        Decision::Answer(reply)
+    }
+
+    /// `/readyz`: ready when the session store answers (the configuration
+    /// was loaded before the gateway was built).
+    async fn readiness(&self) -> Reply {
+        let store = self.auth.sessions.name();
+        match tokio::time::timeout(READY_TIMEOUT, self.auth.sessions.count()).await {
+            Ok(Ok(_)) => Reply::json(200, &json!({ "status": "ready", "store": store })),
+            Ok(Err(_)) | Err(_) => Reply::json(
+                503,
+                &json!({
+                    "status": "not_ready",
+                    "error": "session_store_unavailable",
+                    "store": store,
+                    "message": format!("The {store} session store does not answer."),
+                }),
+            )
+            .header("Retry-After", "2"),
+        }
+    }
+
+    /// Steps 2 to 4: the session, the account, its host, a usable token.
+    async fn prepare_forward(&self, req: &RequestHeader) -> Result<Forwarding, Reply> {
+        let path = req.uri.path();
+        let original = req.uri.path_and_query().map_or(path, |pq| pq.as_str());
+        let browser = wants_html(req);
+        let session = match self.auth.caller(req).await {
+            Caller::Session(session) => session,
+            other => return Err(self.auth.login_required_for(&other, browser, original)),
+        };
+        if router::has_dot_segment(path) {
+            return Err(Reply::error(
+                400,
+                "invalid_path",
+                "Paths with '.' or '..' segments are not forwarded.",
+            ));
+        }
+        let upstream = self.upstream_for(account_of(&session, path)?).await?;
+        let session = match self.refresher.fresh(&session, None).await {
+            Freshness::Ready(session) => session,
+            other => return Err(self.not_fresh(other, browser, original)),
+        };
+        Ok(Forwarding {
+            session,
+            upstream,
+            browser,
+        })
+    }
+
+    /// Where an account's requests go: its REST host, checked at login,
+    /// resolved now.
+    async fn upstream_for(&self, account: &Account) -> Result<Upstream, Reply> {
+        let host = account.api_host.clone().map_err(|reason| {
+            warn!(account = %account.account_id, %reason, "REST host refused");
+            Reply::error(502, "api_host_not_allowed", &reason.to_string())
+        })?;
+        let addr = self
+            .resolver
+            .resolve(&host.host, host.port)
+            .await
+            .map_err(|reason| {
+                warn!(host = %host.host, %reason, "REST host unreachable");
+                Reply::error(502, "upstream_unreachable", &reason.to_string())
+            })?;
+        Ok(Upstream { addr, host })
+    }
+
+    /// The answer when the session has no usable token.
+    pub(super) fn not_fresh(&self, outcome: Freshness, browser: bool, original: &str) -> Reply {
+        match outcome {
+            Freshness::Ready(_) => Reply::error(500, "internal_error", "unexpected"),
+            Freshness::LoginRequired => {
+                self.auth
+                    .login_required_for(&Caller::Anonymous, browser, original)
+            }
+            Freshness::Unavailable { retry_after_secs } => token_unavailable(retry_after_secs),
+            Freshness::StoreUnavailable => store_unavailable(),
+        }
+    }
+}
+
+/// Step 3: the account the path names must be one of the session's; other
+/// paths go to the default account.
+fn account_of<'s>(session: &'s Session, path: &str) -> Result<&'s Account, Reply> {
+    match router::account_in_path(path) {
+        Some(id) => session.account(id).ok_or_else(|| {
+            Reply::error(
+                403,
+                "account_not_permitted",
+                "This account is not one of the accounts of your DocuSign session.",
+            )
+        }),
+        None => session
+            .default_account()
+            .ok_or_else(|| Reply::error(403, "no_account", "Your DocuSign user has no account.")),
+    }
+}
+
+/// 503 while DocuSign's token endpoint is failing and no usable token is left.
+fn token_unavailable(retry_after_secs: u64) -> Reply {
+    Reply::error(
+        503,
+        "docusign_unavailable",
+        "The DocuSign access token could not be refreshed; the session is kept. Retry later.",
+    )
+    .header("Retry-After", retry_after_secs.to_string())
+    .no_store()
+}

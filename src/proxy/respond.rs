@@ -1,0 +1,105 @@
+//! The end of a request: the answer when forwarding failed, and the access
+//! log line and request metrics.
+
+use pingora::proxy::Session as Downstream;
+use pingora::{Error, ErrorSource, ErrorType};
+use tracing::info;
+
+use super::ctx::{Replay, RequestCtx};
+use super::router::Route;
+use crate::ops::metrics::{metrics, Label, RequestClass};
+use crate::util::ids::log_id;
+use crate::web::reply::Reply;
+
+/// The status (0: none, the client is gone) and our reply for an error that
+/// ended forwarding.
+pub fn failure_reply(e: &Error, ctx: &mut RequestCtx) -> (u16, Option<Reply>) {
+    if let Replay::Failed(reply) = std::mem::replace(&mut ctx.replay, Replay::Done) {
+        return (reply.status, Some(reply));
+    }
+    let code = match e.etype() {
+        ErrorType::HTTPStatus(code) => *code,
+        _ => match e.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    };
+    if code == 0 {
+        return (0, None);
+    }
+    let (error, message) = match code {
+        502 => (
+            "upstream_error",
+            "The DocuSign REST host could not be reached or failed.",
+        ),
+        504 => (
+            "upstream_timeout",
+            "The DocuSign REST host did not answer in time.",
+        ),
+        400..=499 => ("bad_request", "The request could not be read."),
+        _ => (
+            "internal_error",
+            "The gateway failed to handle the request.",
+        ),
+    };
+    (code, Some(Reply::error(code, error, message)))
+}
+
+/// The access log line and the request counter.
+pub fn log_request(downstream: &Downstream, e: Option<&Error>, ctx: &RequestCtx) {
+    let req = downstream.req_header();
+    let status = downstream
+        .response_written()
+        .map_or(0, |r| r.status.as_u16());
+    let forwarding = ctx.forwarding.as_ref();
+    let session = forwarding
+        .map(|f| log_id(&f.session.id))
+        .unwrap_or_default();
+    let upstream = forwarding.map_or("-", |f| f.upstream.host.authority.as_str());
+    let class = match ctx.route {
+        Route::Api if ctx.upstream_sent.is_some() => RequestClass::Proxied,
+        Route::Api | Route::NotFound => RequestClass::Rejected,
+        Route::Health | Route::Ready => RequestClass::Health,
+        _ => RequestClass::Auth,
+    };
+    metrics().request(class, status_label(status));
+    info!(
+        method = %req.method,
+        path = %req.uri.path(),
+        status,
+        class = class.as_str(),
+        upstream,
+        session = %session,
+        duration_ms = ctx.started.elapsed().as_millis() as u64,
+        error = e.map(|e| e.etype().as_str()).unwrap_or(""),
+        "request"
+    );
+}
+
+/// The status as a metric label, without allocating for common codes.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        302 => "302",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        429 => "429",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        0 => "none",
+        s if s < 300 => "2xx",
+        s if s < 400 => "3xx",
+        s if s < 500 => "4xx",
+        _ => "5xx",
+    }
+}

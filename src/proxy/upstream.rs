@@ -1,0 +1,50 @@
+//! Step 5: the request as DocuSign gets it: the REST host's address, SNI and
+//! `Host`, the session's bearer token, no gateway cookies, origin-form.
+
+use std::time::Duration;
+
+use pingora::http::RequestHeader;
+use pingora::prelude::HttpPeer;
+use pingora::{Error, ErrorType, Result};
+
+use super::ctx::Forwarding;
+use crate::crypto::cookies::CookieCodec;
+use crate::web::request::cookie_header;
+
+const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The peer of a forwarded request: its REST host, TLS with that host's SNI.
+pub fn peer(f: &Forwarding) -> HttpPeer {
+    let up = &f.upstream;
+    let mut peer = HttpPeer::new(up.addr, up.host.tls, up.host.host.clone());
+    peer.options.connection_timeout = Some(UPSTREAM_CONNECT_TIMEOUT);
+    peer.options.total_connection_timeout = Some(UPSTREAM_CONNECT_TIMEOUT);
+    peer.options.read_timeout = Some(UPSTREAM_READ_TIMEOUT);
+    peer
+}
+
+/// Rewrites the request head for DocuSign.
+pub fn rewrite(req: &mut RequestHeader, f: &Forwarding, cookies: &CookieCodec) -> Result<()> {
+    let host = &f.upstream.host;
+    let bearer = &f.session.tokens.set.access_token;
+    req.insert_header("Host", host.authority.as_str())?;
+    req.insert_header("Authorization", format!("Bearer {}", bearer.expose()))?;
+    let kept = cookie_header(req).and_then(|c| cookies.strip_own(c));
+    match kept {
+        Some(c) => req.insert_header("Cookie", c)?,
+        None => {
+            req.remove_header("Cookie");
+        }
+    }
+    // Origin-form only (an absolute-form request URI names no other
+    // host upstream), under the base_uri's path if it has one.
+    if req.uri.authority().is_some() || !host.path_prefix.is_empty() {
+        let pq = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let uri: http::Uri = format!("{}{pq}", host.path_prefix)
+            .parse()
+            .map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
+        req.set_uri(uri);
+    }
+    Ok(())
+}

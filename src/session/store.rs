@@ -1,0 +1,65 @@
+//! The interface of a session store. Every call can fail (a shared store
+//! can be unreachable); a failure is never taken for "no such session", so
+//! no session is ever deleted because a store did not answer.
+//!
+//! A refresh is a store write: [`SessionStore::swap_tokens`] replaces the
+//! token pair only if the stored generation is still the one the refresh
+//! started from (compare-and-set), so of two concurrent refreshes exactly one
+//! wins and the other learns the winner's pair.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::model::Session;
+use crate::docusign::TokenSet;
+
+/// Why the store could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Unreachable, timed out or refused: the session (if any) is intact;
+    /// try again later.
+    #[error("the session store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The outcome of a compare-and-set of a session's tokens.
+#[derive(Debug, Clone)]
+pub enum TokenSwap {
+    /// The pair was replaced; this is the session as stored now.
+    Replaced(Arc<Session>),
+    /// The stored generation was not the expected one (another refresh
+    /// won); this is the session as stored now.
+    Stale(Arc<Session>),
+    /// No such live session (logged out, expired or evicted).
+    Gone,
+}
+
+/// Where sessions live.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// A short name for logs and `/readyz` ("memory", "redis").
+    fn name(&self) -> &'static str;
+
+    /// Stores a new session; a store with bounds may evict others for it.
+    async fn insert(&self, session: Session) -> Result<Arc<Session>, StoreError>;
+
+    /// The live session with this id; `Ok(None)` only when there is none.
+    async fn get(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError>;
+
+    /// Ends a session (logout, refused refresh token). `Ok(false)` when
+    /// there was none.
+    async fn remove(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Replaces the token pair if the stored generation is
+    /// `expected_generation`; the new pair gets the next generation.
+    async fn swap_tokens(
+        &self,
+        id: &str,
+        expected_generation: u64,
+        tokens: TokenSet,
+    ) -> Result<TokenSwap, StoreError>;
+
+    /// How many sessions are stored (for metrics).
+    async fn count(&self) -> Result<usize, StoreError>;
+}
