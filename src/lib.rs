@@ -5,16 +5,17 @@
 //! request path), `auth` (login, callback, session, logout), `docusign` (the
 //! OAuth client), `session` + `store` + `pending` (state), `cookies` + `keys`
 //! (cookie crypto), `api_host` + `resolver` (where requests go), `server`
-//! (pingora wiring), `demo` and `fake` (the built-in fake DocuSign).
+//! (pingora wiring), `demo` (the gateway with the fake DocuSign of the
+//! `fake-docusign` crate; only with the `fake` feature, on by default).
 
 pub mod api_host;
 pub mod api_token;
 pub mod auth;
 pub mod config;
 pub mod cookies;
+#[cfg(feature = "fake")]
 pub mod demo;
 pub mod docusign;
-pub mod fake;
 pub mod gateway;
 pub mod keys;
 pub mod logging;
