@@ -1,6 +1,9 @@
 # docusign-gateway container image.
 #   docker build -t docusign-gateway .
-# The build command below is the one .ci/run runs, so CI proves it.
+# The build command below is the one .ci/run runs, so CI proves it. It builds
+# without default features: the product binary holds no fake DocuSign (the
+# workspace's crates/fake-docusign is copied only because Cargo needs every
+# workspace member's manifest).
 
 FROM rust:1-bookworm AS build
 RUN apt-get update \
@@ -11,7 +14,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY config ./config
 COPY benches ./benches
-RUN cargo build --locked --release --bin docusign-gateway
+COPY crates ./crates
+RUN cargo build --locked --release --no-default-features --bin docusign-gateway
 
 FROM debian:bookworm-slim
 RUN apt-get update \

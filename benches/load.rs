@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use docusign_gateway::fake::{FakeConfig, FakeDocuSign};
+use fake_docusign::{FakeConfig, FakeDocuSign};
 
 struct Args {
     seconds: u64,

@@ -3,7 +3,9 @@
 //!
 //! Dependencies run one way, top to bottom (checked by `tests/layering.rs`):
 //!
-//! - `server`: pingora wiring, the binary's entry points, the demo.
+//! - `server`: pingora wiring, the binary's entry points, the demo (with
+//!   the fake DocuSign of the `fake-docusign` crate; only with the `fake`
+//!   feature, on by default).
 //! - `proxy`: the request path (pingora's `ProxyHttp`), routing, resolving.
 //! - `auth`: login, callback, session info, tokens, logout; who is calling.
 //! - `session`: the session data, its store, keeping its tokens fresh.
@@ -16,7 +18,6 @@ pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod docusign;
-pub mod fake;
 pub mod ops;
 pub mod proxy;
 pub mod server;

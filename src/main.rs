@@ -1,5 +1,6 @@
 //! The `docusign-gateway` command: run the gateway, check a configuration,
-//! probe health, or run the demo or the fake DocuSign.
+//! probe health, or run the demo or the fake DocuSign (these two only with the
+//! `fake` feature, on by default; production builds leave it out).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -9,8 +10,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use docusign_gateway::config::{self, Config, RawConfig};
-use docusign_gateway::fake::{FakeConfig, FakeDocuSign};
 use docusign_gateway::ops::logging;
+#[cfg(feature = "fake")]
+use fake_docusign::{FakeConfig, FakeDocuSign};
 
 #[derive(Parser)]
 #[command(
@@ -45,12 +47,14 @@ enum Command {
         addr: Option<SocketAddr>,
     },
     /// Run the gateway with the built-in fake DocuSign on loopback.
+    #[cfg(feature = "fake")]
     Demo {
         /// Where the demo gateway listens.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
     /// Run only the fake DocuSign (account server and REST hosts).
+    #[cfg(feature = "fake")]
     FakeDocusign {
         /// Address of the account server (/oauth/*).
         #[arg(long, default_value = "127.0.0.1:9000")]
@@ -84,10 +88,12 @@ fn main() -> ExitCode {
         }),
         Command::Check => check(&cli.config),
         Command::Health { addr } => health(&cli.config, addr),
+        #[cfg(feature = "fake")]
         Command::Demo { listen } => {
             logging::init(false, "info");
             docusign_gateway::server::demo::run(listen)
         }
+        #[cfg(feature = "fake")]
         Command::FakeDocusign {
             listen,
             rest_hosts,
@@ -167,6 +173,7 @@ fn health(path: &Path, addr: Option<SocketAddr>) -> Result<(), String> {
     }
 }
 
+#[cfg(feature = "fake")]
 fn run_fake(cfg: FakeConfig) -> Result<(), String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use docusign_gateway::fake::FakeDocuSign;
+use fake_docusign::FakeDocuSign;
 use serde_json::Value;
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use docusign_gateway::fake::SAMPLE_ENVELOPE_ID;
+use fake_docusign::SAMPLE_ENVELOPE_ID;
 use serde_json::Value;
 
 #[tokio::test]

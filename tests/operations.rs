@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use docusign_gateway::fake::TokenEndpointMode;
+use fake_docusign::TokenEndpointMode;
 use serde_json::Value;
 
 #[test]

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use docusign_gateway::fake::TokenEndpointMode;
+use fake_docusign::TokenEndpointMode;
 use reqwest::Response;
 use serde_json::Value;
 

@@ -3,8 +3,9 @@
 
 use std::net::SocketAddr;
 
+use fake_docusign::{FakeConfig, FakeDocuSign};
+
 use crate::config::Config;
-use crate::fake::{FakeConfig, FakeDocuSign};
 use crate::util::ids::random_id;
 
 /// The demo configuration, embedded in the binary.

@@ -1,6 +1,7 @@
 //! pingora wiring: the gateway service on `server.listen`, the metrics
 //! service on `server.metrics_listen`, graceful shutdown and upgrade.
 
+#[cfg(feature = "fake")]
 pub mod demo;
 
 use pingora::server::configuration::{Opt, ServerConf};

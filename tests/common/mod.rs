@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use docusign_gateway::fake::{FakeConfig, FakeDocuSign};
+use fake_docusign::{FakeConfig, FakeDocuSign};
 use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Client, Response};
 
