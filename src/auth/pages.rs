@@ -7,12 +7,8 @@ use crate::session::Session;
 use crate::util::ids::random_id;
 use crate::web::reply::{escape_html, Reply, HTML};
 
-pub fn session_page(session: &Session, public_url: &str) -> Reply {
-    let nonce = random_id();
-    let account_id = session
-        .default_account()
-        .map(|a| a.account_id.as_str())
-        .unwrap_or("ACCOUNT_ID");
+/// One table row per account.
+fn account_rows(session: &Session) -> String {
     let mut rows = String::new();
     for a in &session.accounts {
         rows.push_str(&format!(
@@ -27,6 +23,16 @@ pub fn session_page(session: &Session, public_url: &str) -> Reply {
             }
         ));
     }
+    rows
+}
+
+pub fn session_page(session: &Session, public_url: &str) -> Reply {
+    let nonce = random_id();
+    let account_id = session
+        .default_account()
+        .map(|a| a.account_id.as_str())
+        .unwrap_or("ACCOUNT_ID");
+    let rows = account_rows(session);
     let base = escape_html(&format!("{public_url}/restapi"));
     let acct = escape_html(account_id);
     let body = format!(

@@ -201,6 +201,32 @@ pub fn register_live_gauge(name: &str, help: &str, read: impl Fn() -> i64 + Send
 mod tests {
     use super::*;
 
+    /// The README's row for `metric`.
+    fn readme_row(metric: &str) -> &'static str {
+        include_str!("../../README.md")
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{metric}` |")))
+            .unwrap_or_else(|| panic!("README has no row for {metric}"))
+    }
+
+    fn documented<L: Label>(metric: &str) {
+        let row = readme_row(metric);
+        let (_, labels) = row.split_once('(').expect("labels in parentheses");
+        let (labels, _) = labels.split_once(')').expect("labels in parentheses");
+        let mut listed: Vec<&str> = labels.split(',').map(str::trim).collect();
+        let mut known: Vec<&str> = L::ALL.iter().map(|l| l.as_str()).collect();
+        listed.sort();
+        known.sort();
+        assert_eq!(listed, known, "README row of {metric}");
+    }
+
+    #[test]
+    fn readme_lists_every_label_value() {
+        documented::<RequestClass>("dsgw_requests_total");
+        documented::<LoginFailure>("dsgw_logins_failed_total");
+        documented::<RefreshOutcome>("dsgw_token_refreshes_total");
+    }
+
     #[test]
     fn metrics_are_gathered() {
         metrics().logins_started.inc();

@@ -13,6 +13,17 @@ const TTL: Duration = Duration::from_secs(60);
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_ENTRIES: usize = 1024;
 
+/// Why a REST host has no address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("{0} has no address")]
+    NoAddress(String),
+    #[error("cannot resolve {host}: {reason}")]
+    Failed { host: String, reason: String },
+    #[error("resolving {0} timed out")]
+    TimedOut(String),
+}
+
 #[derive(Default)]
 pub struct Resolver {
     cache: DashMap<(String, u16), (SocketAddr, Instant)>,
@@ -24,7 +35,7 @@ impl Resolver {
     }
 
     /// One address of `host:port`; the error says why there is none.
-    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, ResolveError> {
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok(SocketAddr::new(ip, port));
         }
@@ -38,9 +49,14 @@ impl Resolver {
         let addr = match lookup.await {
             Ok(Ok(mut addrs)) => addrs
                 .next()
-                .ok_or_else(|| format!("{host} has no address"))?,
-            Ok(Err(e)) => return Err(format!("cannot resolve {host}: {e}")),
-            Err(_) => return Err(format!("resolving {host} timed out")),
+                .ok_or_else(|| ResolveError::NoAddress(host.to_string()))?,
+            Ok(Err(e)) => {
+                return Err(ResolveError::Failed {
+                    host: host.to_string(),
+                    reason: e.to_string(),
+                })
+            }
+            Err(_) => return Err(ResolveError::TimedOut(host.to_string())),
         };
         if self.cache.len() >= MAX_ENTRIES {
             self.cache.clear();
