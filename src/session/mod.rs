@@ -11,4 +11,4 @@ pub mod store;
 
 pub use memory::MemoryStore;
 pub use model::{Account, Session, Tokens, User};
-pub use store::{SessionStore, StoreError, TokenSwap};
+pub use store::{Lease, SessionStore, StoreError, TokenSwap};

@@ -24,8 +24,8 @@ use tokio::sync::OwnedMutexGuard;
 use tracing::{info, warn};
 
 use super::model::Session;
-use super::store::{SessionStore, StoreError, TokenSwap};
-use crate::docusign::{AccountServer, OAuthError};
+use super::store::{Lease, SessionStore, StoreError, TokenSwap};
+use crate::docusign::{AccountServer, OAuthError, TokenSet};
 use crate::ops::metrics::{metrics, RefreshOutcome};
 use crate::util::ids::log_id;
 use crate::util::time::Clock;
@@ -35,6 +35,10 @@ const BACKOFF_MAX_MS: u64 = 30_000;
 /// Sessions with a refresh in flight or backing off that are tracked at once;
 /// past it, finished entries are dropped (they hold no token).
 const MAX_FLIGHTS: usize = 100_000;
+/// Tries to store a refreshed pair while the store does not answer, and the
+/// first wait between them (doubling).
+const COMMIT_ATTEMPTS: u32 = 4;
+const COMMIT_RETRY_FIRST_MS: u64 = 100;
 
 /// What a request may do with its session's tokens.
 #[derive(Debug)]
@@ -183,6 +187,7 @@ impl Refresher {
     ) -> Freshness {
         let job = RefreshJob {
             _guard: guard,
+            wait_limit: self.wait_limit,
             endpoint: self.endpoint.clone(),
             store: self.store.clone(),
             clock: self.clock.clone(),
@@ -198,9 +203,10 @@ impl Refresher {
 }
 
 /// One refresh grant and its commit, holding the session's refresh lock
-/// until it is done.
+/// (and the store's lease) until it is done.
 struct RefreshJob {
     _guard: OwnedMutexGuard<()>,
+    wait_limit: Duration,
     endpoint: Arc<dyn AccountServer>,
     store: Arc<dyn SessionStore>,
     clock: Arc<dyn Clock>,
@@ -215,31 +221,39 @@ impl RefreshJob {
             info!(session = %log, outcome = "missing_refresh", "token refresh");
             return self.end_session(&current.id).await;
         };
+        // Across instances: one lease holder at a time; after it, re-read.
+        let lease = match self.store.acquire_lease(&current.id, self.wait_limit).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return self.after_busy_lease(&current).await,
+            Err(e) => {
+                warn!(session = %log, error = %e, "refresh lease unavailable");
+                return Freshness::StoreUnavailable;
+            }
+        };
+        match self.store.get(&current.id).await {
+            Ok(Some(s)) if s.tokens.generation != current.tokens.generation => {
+                self.release(lease).await;
+                return Freshness::Ready(s);
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                self.release(lease).await;
+                return Freshness::LoginRequired;
+            }
+            Err(_) => {
+                self.release(lease).await;
+                return Freshness::StoreUnavailable;
+            }
+        }
         let started = Instant::now();
         let answer = self.endpoint.refresh(&refresh_token).await;
         let elapsed = started.elapsed();
         metrics().refresh_seconds.observe(elapsed.as_secs_f64());
         let duration_ms = elapsed.as_millis() as u64;
         match answer {
-            Ok(set) => {
-                let generation = current.tokens.generation;
-                match self.store.swap_tokens(&current.id, generation, set).await {
-                    Ok(TokenSwap::Replaced(s)) | Ok(TokenSwap::Stale(s)) => {
-                        self.flight.failures.store(0, Ordering::Release);
-                        self.flight.not_before_ms.store(0, Ordering::Release);
-                        metrics().refreshed(RefreshOutcome::Ok);
-                        info!(session = %log, outcome = "ok", generation = s.tokens.generation, duration_ms, "token refresh");
-                        Freshness::Ready(s)
-                    }
-                    Ok(TokenSwap::Gone) => Freshness::LoginRequired,
-                    Err(e) => {
-                        metrics().refreshed(RefreshOutcome::StoreUnavailable);
-                        warn!(session = %log, error = %e, duration_ms, "token refreshed but not stored");
-                        Freshness::StoreUnavailable
-                    }
-                }
-            }
+            Ok(set) => self.commit(lease, &current, set, duration_ms).await,
             Err(OAuthError::InvalidGrant(description)) => {
+                self.release(lease).await;
                 metrics().refreshed(RefreshOutcome::InvalidGrant);
                 info!(
                     session = %log,
@@ -251,20 +265,87 @@ impl RefreshJob {
                 self.end_session(&current.id).await
             }
             Err(e) => {
-                metrics().refreshed(RefreshOutcome::Failed);
-                let failures = self.flight.failures.fetch_add(1, Ordering::AcqRel) + 1;
-                let delay = BACKOFF_FIRST_MS
-                    .saturating_mul(1u64 << (failures - 1).min(16))
-                    .min(BACKOFF_MAX_MS);
-                let not_before = self.clock.now_millis() + delay;
-                self.flight
-                    .not_before_ms
-                    .store(not_before, Ordering::Release);
-                warn!(session = %log, outcome = "failed", error = %e, failures, backoff_ms = delay, duration_ms, "token refresh");
-                Freshness::Unavailable {
-                    retry_after_secs: delay.div_ceil(1000).max(1),
+                self.release(lease).await;
+                self.back_off(&log, &e, duration_ms)
+            }
+        }
+    }
+
+    /// A transient failure: the session keeps its refresh token, and no
+    /// refresh is tried again before the back-off has passed.
+    fn back_off(&self, log: &str, e: &OAuthError, duration_ms: u64) -> Freshness {
+        metrics().refreshed(RefreshOutcome::Failed);
+        let failures = self.flight.failures.fetch_add(1, Ordering::AcqRel) + 1;
+        let delay = BACKOFF_FIRST_MS
+            .saturating_mul(1u64 << (failures - 1).min(16))
+            .min(BACKOFF_MAX_MS);
+        let not_before = self.clock.now_millis() + delay;
+        self.flight
+            .not_before_ms
+            .store(not_before, Ordering::Release);
+        warn!(session = %log, outcome = "failed", error = %e, failures, backoff_ms = delay, duration_ms, "token refresh");
+        Freshness::Unavailable {
+            retry_after_secs: delay.div_ceil(1000).max(1),
+        }
+    }
+
+    /// Stores the new pair. The refresh token just redeemed is dead, so the
+    /// commit is retried (bounded) while the store does not answer.
+    async fn commit(
+        &self,
+        lease: Lease,
+        current: &Session,
+        set: TokenSet,
+        duration_ms: u64,
+    ) -> Freshness {
+        let log = log_id(&current.id);
+        let generation = current.tokens.generation;
+        let mut delay = Duration::from_millis(COMMIT_RETRY_FIRST_MS);
+        for attempt in 1..=COMMIT_ATTEMPTS {
+            match self
+                .store
+                .commit_tokens(&lease, generation, set.clone())
+                .await
+            {
+                Ok(TokenSwap::Replaced(s)) | Ok(TokenSwap::Stale(s)) => {
+                    self.flight.failures.store(0, Ordering::Release);
+                    self.flight.not_before_ms.store(0, Ordering::Release);
+                    metrics().refreshed(RefreshOutcome::Ok);
+                    info!(session = %log, outcome = "ok", generation = s.tokens.generation, duration_ms, "token refresh");
+                    return Freshness::Ready(s);
+                }
+                Ok(TokenSwap::Gone) => return Freshness::LoginRequired,
+                Err(e) if attempt == COMMIT_ATTEMPTS => {
+                    metrics().refreshed(RefreshOutcome::StoreUnavailable);
+                    warn!(session = %log, error = %e, duration_ms, "token refreshed but not stored");
+                }
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
                 }
             }
+        }
+        self.release(lease).await;
+        Freshness::StoreUnavailable
+    }
+
+    /// Another instance held the lease for as long as we waited: use its
+    /// pair if it committed one.
+    async fn after_busy_lease(&self, current: &Session) -> Freshness {
+        match self.store.get(&current.id).await {
+            Ok(Some(s)) if s.tokens.generation != current.tokens.generation => Freshness::Ready(s),
+            Ok(Some(_)) => Freshness::Unavailable {
+                retry_after_secs: 1,
+            },
+            Ok(None) => Freshness::LoginRequired,
+            Err(_) => Freshness::StoreUnavailable,
+        }
+    }
+
+    async fn release(&self, lease: Lease) {
+        if let Err(e) = self.store.release_lease(lease).await {
+            // It expires by itself.
+            warn!(error = %e, "could not release a refresh lease");
         }
     }
 

@@ -8,6 +8,7 @@
 //! wins and the other learns the winner's pair.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -33,6 +34,30 @@ pub enum TokenSwap {
     Stale(Arc<Session>),
     /// No such live session (logged out, expired or evicted).
     Gone,
+}
+
+/// One instance's right to refresh one session's tokens, across every
+/// instance that shares the store. While it is held, no other instance
+/// presents the session's refresh token.
+pub struct Lease {
+    pub session_id: String,
+    /// Unique per acquisition.
+    pub owner: String,
+    /// Whatever the store needs while the lease is held (for example a task
+    /// that renews it); dropped when the lease is committed or released.
+    pub keeper: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl Lease {
+    /// A lease of a store that only this process uses: the refresher's
+    /// in-process lock is all the exclusion needed.
+    pub fn local(session_id: &str) -> Lease {
+        Lease {
+            session_id: session_id.to_string(),
+            owner: String::new(),
+            keeper: None,
+        }
+    }
 }
 
 /// Where sessions live.
@@ -62,4 +87,30 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// How many sessions are stored (for metrics).
     async fn count(&self) -> Result<usize, StoreError>;
+
+    /// Takes the session's refresh lease, waiting at most `wait` while
+    /// another instance holds it (`Ok(None)`: still held). A store of one
+    /// process grants it at once.
+    async fn acquire_lease(&self, id: &str, wait: Duration) -> Result<Option<Lease>, StoreError> {
+        let _ = wait;
+        Ok(Some(Lease::local(id)))
+    }
+
+    /// Stores a refreshed pair under the lease (compare-and-set on the
+    /// generation, and on the lease where the store has one) and releases it.
+    async fn commit_tokens(
+        &self,
+        lease: &Lease,
+        expected_generation: u64,
+        tokens: TokenSet,
+    ) -> Result<TokenSwap, StoreError> {
+        self.swap_tokens(&lease.session_id, expected_generation, tokens)
+            .await
+    }
+
+    /// Gives the lease up without a commit (the refresh failed).
+    async fn release_lease(&self, lease: Lease) -> Result<(), StoreError> {
+        drop(lease);
+        Ok(())
+    }
 }

@@ -237,3 +237,75 @@ async fn a_logged_out_session_is_not_refreshed() {
     ));
     assert_eq!(f.ep.calls(), 0);
 }
+
+/// A store whose refresh lease another instance holds; that instance
+/// commits its pair while we wait (when `commits` is set).
+struct LeasedElsewhere {
+    inner: Arc<MemoryStore>,
+    commits: bool,
+}
+
+#[async_trait]
+impl SessionStore for LeasedElsewhere {
+    fn name(&self) -> &'static str {
+        "leased-elsewhere"
+    }
+    async fn insert(&self, s: Session) -> Result<Arc<Session>, StoreError> {
+        self.inner.insert(s).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn remove(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.remove(id).await
+    }
+    async fn swap_tokens(&self, id: &str, g: u64, t: TokenSet) -> Result<TokenSwap, StoreError> {
+        self.inner.swap_tokens(id, g, t).await
+    }
+    async fn count(&self) -> Result<usize, StoreError> {
+        self.inner.count().await
+    }
+    async fn acquire_lease(
+        &self,
+        id: &str,
+        _: Duration,
+    ) -> Result<Option<super::Lease>, StoreError> {
+        if self.commits {
+            let other = TokenSet {
+                access_token: Secret::new("at-other"),
+                refresh_token: Some(Secret::new("rt-other")),
+                expires_at: NOW + 3600,
+            };
+            self.inner.swap_tokens(id, 0, other).await?;
+        }
+        Ok(None)
+    }
+}
+
+#[tokio::test]
+async fn a_lease_held_by_another_instance_means_no_grant_here() {
+    for commits in [true, false] {
+        let f = Fixture::new(Scripted::new(Ok(()), Duration::ZERO)).await;
+        let store = Arc::new(LeasedElsewhere {
+            inner: f.store.clone(),
+            commits,
+        });
+        let r = Refresher::new(
+            f.ep.clone(),
+            store,
+            f.clock.clone(),
+            Duration::from_secs(300),
+            Duration::from_secs(5),
+        );
+        let outcome = r.fresh(&f.session, Some(0)).await;
+        if commits {
+            assert_eq!(access(&outcome), "at-other", "the other instance's pair");
+        } else {
+            assert!(
+                matches!(outcome, Freshness::Unavailable { .. }),
+                "{outcome:?}"
+            );
+        }
+        assert_eq!(f.ep.calls(), 0, "never a second redemption");
+    }
+}
