@@ -121,13 +121,14 @@ impl Gateway {
     /// The answer when the session has no usable token.
     pub(super) fn not_fresh(&self, outcome: Freshness, browser: bool, original: &str) -> Reply {
         match outcome {
-            Freshness::Ready(_) => Reply::error(500, "internal_error", "unexpected"),
             Freshness::LoginRequired => {
                 self.auth
                     .login_required_for(&Caller::Anonymous, browser, original)
             }
             Freshness::Unavailable { retry_after_secs } => token_unavailable(retry_after_secs),
             Freshness::StoreUnavailable => store_unavailable(),
+            // Not outcomes that end a request (callers handle them first).
+            Freshness::Ready(_) | Freshness::TooRecent => token_unavailable(1),
         }
     }
 }

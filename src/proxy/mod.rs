@@ -56,7 +56,10 @@ use crate::crypto::cookies::CookieCodec;
 use crate::docusign::api_host::HostPolicy;
 use crate::docusign::{AccountServer, ClientError, DocuSignClient};
 use crate::ops::metrics::{self, metrics};
-use crate::session::refresh::Refresher;
+use crate::session::refresh::{RefreshPolicy, Refresher};
+
+/// Until `session.min_refresh_interval_secs` exists.
+const MIN_REFRESH_INTERVAL_SECS: u64 = 0;
 use crate::session::{MemoryStore, SessionStore};
 use crate::util::time::{system_clock, Clock};
 use resolver::Resolver;
@@ -99,12 +102,16 @@ impl Gateway {
     }
 
     pub fn from_parts(cfg: Config, parts: Parts) -> Gateway {
+        let policy = RefreshPolicy {
+            window: cfg.session.refresh_before_expiry,
+            wait_limit: cfg.docusign.request_timeout + Duration::from_secs(5),
+            min_interval: Duration::from_secs(MIN_REFRESH_INTERVAL_SECS),
+        };
         let refresher = Refresher::new(
             parts.account_server.clone(),
             parts.sessions.clone(),
             parts.clock.clone(),
-            cfg.session.refresh_before_expiry,
-            cfg.docusign.request_timeout + Duration::from_secs(5),
+            policy,
         );
         let logins = Arc::new(PendingLogins::new(
             cfg.session.login_timeout,

@@ -30,7 +30,7 @@ impl Gateway {
             .refresher
             .fresh(&used, Some(used.tokens.generation))
             .await;
-        if !replayable {
+        if !replayable || matches!(outcome, Freshness::TooRecent) {
             // The session is refreshed for the next call; this one gets DocuSign's own 401.
             return Ok(());
         }

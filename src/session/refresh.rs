@@ -51,6 +51,20 @@ pub enum Freshness {
     Unavailable { retry_after_secs: u64 },
     /// The session store did not answer; the session is kept.
     StoreUnavailable,
+    /// DocuSign refused a token younger than the minimum refresh interval:
+    /// no new grant for it (its 401 passes through).
+    TooRecent,
+}
+
+/// When and how long the refresher acts.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshPolicy {
+    /// Tokens expiring within this are refreshed before use.
+    pub window: Duration,
+    /// The longest a request waits for another request's refresh.
+    pub wait_limit: Duration,
+    /// A DocuSign 401 on a token younger than this causes no refresh.
+    pub min_interval: Duration,
 }
 
 /// One session's refresh coordination in this process.
@@ -69,27 +83,35 @@ pub struct Refresher {
     clock: Arc<dyn Clock>,
     window_secs: u64,
     wait_limit: Duration,
+    min_interval_secs: u64,
     flights: DashMap<String, Arc<Flight>>,
 }
 
 impl Refresher {
-    /// `window`: refresh tokens expiring within it; `wait_limit`: the longest a
-    /// request waits for another request's refresh.
     pub fn new(
         endpoint: Arc<dyn AccountServer>,
         store: Arc<dyn SessionStore>,
         clock: Arc<dyn Clock>,
-        window: Duration,
-        wait_limit: Duration,
+        policy: RefreshPolicy,
     ) -> Self {
         Refresher {
             endpoint,
             store,
             clock,
-            window_secs: window.as_secs(),
-            wait_limit,
+            window_secs: policy.window.as_secs(),
+            wait_limit: policy.wait_limit,
+            min_interval_secs: policy.min_interval.as_secs(),
             flights: DashMap::new(),
         }
+    }
+
+    /// A 401 on a pair obtained less than the minimum interval ago, that is
+    /// not about to expire anyway.
+    fn too_recent(&self, s: &Session, failed_generation: Option<u64>) -> bool {
+        let now = self.clock.now_unix();
+        failed_generation == Some(s.tokens.generation)
+            && s.tokens.set.expires_at > now.saturating_add(self.window_secs)
+            && now < s.tokens.obtained_at.saturating_add(self.min_interval_secs)
     }
 
     fn needs_refresh(&self, s: &Session, failed_generation: Option<u64>) -> bool {
@@ -157,6 +179,9 @@ impl Refresher {
         if !self.needs_refresh(&current, failed_generation) {
             return Freshness::Ready(current);
         }
+        if self.too_recent(&current, failed_generation) {
+            return Freshness::TooRecent;
+        }
         let now_ms = self.clock.now_millis();
         let not_before = flight.not_before_ms.load(Ordering::Acquire);
         if now_ms < not_before {
@@ -169,7 +194,7 @@ impl Refresher {
             Freshness::Unavailable { .. } | Freshness::StoreUnavailable => {
                 self.fallback(&current, failed_generation, outcome)
             }
-            Freshness::Ready(_) | Freshness::LoginRequired => {
+            Freshness::Ready(_) | Freshness::LoginRequired | Freshness::TooRecent => {
                 self.flights
                     .remove_if(&current.id, |_, f| f.failures.load(Ordering::Acquire) == 0);
                 outcome

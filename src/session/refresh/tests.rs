@@ -65,6 +65,14 @@ impl AccountServer for Scripted {
     }
 }
 
+fn policy(window_secs: u64, min_interval_secs: u64) -> RefreshPolicy {
+    RefreshPolicy {
+        window: Duration::from_secs(window_secs),
+        wait_limit: Duration::from_secs(5),
+        min_interval: Duration::from_secs(min_interval_secs),
+    }
+}
+
 struct Fixture {
     ep: Arc<Scripted>,
     store: Arc<MemoryStore>,
@@ -91,8 +99,7 @@ impl Fixture {
             self.ep.clone(),
             self.store.clone(),
             self.clock.clone(),
-            Duration::from_secs(window_secs),
-            Duration::from_secs(5),
+            policy(window_secs, 0),
         )
     }
 
@@ -290,13 +297,7 @@ async fn a_lease_held_by_another_instance_means_no_grant_here() {
             inner: f.store.clone(),
             commits,
         });
-        let r = Refresher::new(
-            f.ep.clone(),
-            store,
-            f.clock.clone(),
-            Duration::from_secs(300),
-            Duration::from_secs(5),
-        );
+        let r = Refresher::new(f.ep.clone(), store, f.clock.clone(), policy(300, 0));
         let outcome = r.fresh(&f.session, Some(0)).await;
         if commits {
             assert_eq!(access(&outcome), "at-other", "the other instance's pair");
@@ -308,4 +309,32 @@ async fn a_lease_held_by_another_instance_means_no_grant_here() {
         }
         assert_eq!(f.ep.calls(), 0, "never a second redemption");
     }
+}
+
+#[tokio::test]
+async fn a_401_on_a_token_younger_than_the_minimum_interval_is_not_refreshed() {
+    let f = Fixture::new(Scripted::new(Ok(()), Duration::ZERO)).await;
+    let r = Refresher::new(
+        f.ep.clone(),
+        f.store.clone(),
+        f.clock.clone(),
+        policy(300, 60),
+    );
+    f.clock.advance_secs(59);
+    for _ in 0..20 {
+        assert!(matches!(
+            r.fresh(&f.session, Some(0)).await,
+            Freshness::TooRecent
+        ));
+    }
+    assert_eq!(f.ep.calls(), 0, "20 401s cost no refresh grant");
+    f.clock.advance_secs(1);
+    assert_eq!(access(&r.fresh(&f.session, Some(0)).await), "at1");
+    // The new pair is young again: a 401 on it passes through too.
+    let current = f.stored().await.unwrap();
+    assert!(matches!(
+        r.fresh(&current, Some(1)).await,
+        Freshness::TooRecent
+    ));
+    assert_eq!(f.ep.calls(), 1);
 }
