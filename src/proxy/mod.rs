@@ -60,6 +60,8 @@ use crate::session::refresh::{RefreshPolicy, Refresher};
 
 /// Until `session.min_refresh_interval_secs` exists.
 const MIN_REFRESH_INTERVAL_SECS: u64 = 0;
+/// Until `session.max_sessions_per_user` exists.
+const MAX_SESSIONS_PER_USER: usize = 10;
 use crate::session::{MemoryStore, SessionStore};
 use crate::util::time::{system_clock, Clock};
 use resolver::Resolver;
@@ -90,7 +92,11 @@ impl Gateway {
     /// in memory, the system clock.
     pub fn new(cfg: Config) -> Result<Gateway, GatewayError> {
         let clock = system_clock();
-        let store = Arc::new(MemoryStore::new(cfg.session.max_sessions, clock.clone()));
+        let store = Arc::new(MemoryStore::new(
+            cfg.session.max_sessions,
+            MAX_SESSIONS_PER_USER,
+            clock.clone(),
+        ));
         let live = store.clone();
         metrics::register_live_gauge("dsgw_sessions", "Live sessions", move || live.len() as i64);
         let parts = Parts {

@@ -145,7 +145,7 @@ struct Case {
 
 async fn gateway(world: World) -> (Gateway, Arc<Session>, Arc<ManualClock>) {
     let clock = ManualClock::at_unix(now_unix());
-    let memory = Arc::new(MemoryStore::new(100, clock.clone()));
+    let memory = Arc::new(MemoryStore::new(100, 10, clock.clone()));
     let session = memory
         .insert(session_at(clock.now_unix(), 86_400))
         .await

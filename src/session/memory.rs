@@ -1,8 +1,10 @@
 //! [`MemoryStore`]: sessions in process memory, in a [`TtlMap`] bounded by
-//! `session.max_sessions` (expired sessions go first, then the oldest) and
-//! by `max_sessions_per_user`... see [`MemoryStore::new`].
+//! `session.max_sessions` (expired sessions go first, then the oldest), and
+//! per user by `session.max_sessions_per_user`: a user's new session evicts
+//! that user's oldest, never another user's.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
@@ -14,16 +16,52 @@ use crate::util::ttl_map::TtlMap;
 
 pub struct MemoryStore {
     sessions: TtlMap<String, Arc<Session>>,
+    /// Session ids of each user, oldest first (ids of sessions that ended
+    /// are dropped lazily; see [`UserIndex`]).
+    users: Mutex<UserIndex>,
+    max_per_user: usize,
     clock: Arc<dyn Clock>,
 }
 
+/// Which sessions each user has. Kept small: a user's list is pruned of
+/// ended sessions whenever the user logs in, and the whole index when it
+/// names more users than the store can hold sessions.
+#[derive(Default)]
+struct UserIndex {
+    by_user: HashMap<String, VecDeque<String>>,
+}
+
 impl MemoryStore {
-    /// At most `max_sessions` sessions; time from `clock`.
-    pub fn new(max_sessions: usize, clock: Arc<dyn Clock>) -> Self {
+    /// At most `max_sessions` sessions, `max_per_user` of them per user;
+    /// time from `clock`.
+    pub fn new(max_sessions: usize, max_per_user: usize, clock: Arc<dyn Clock>) -> Self {
         MemoryStore {
             sessions: TtlMap::new(max_sessions),
+            users: Mutex::new(UserIndex::default()),
+            max_per_user: max_per_user.max(1),
             clock,
         }
+    }
+
+    /// Makes room for one more session of `user`: returns the ids of that
+    /// user's oldest sessions beyond the bound, which the caller removes.
+    fn admit(&self, user: &str, id: &str, now_ms: u64) -> Vec<String> {
+        let mut index = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        if index.by_user.len() > self.sessions.capacity() {
+            let live = |id: &String| self.sessions.contains_key(id.as_str(), now_ms);
+            index.by_user.retain(|_, ids| {
+                ids.retain(live);
+                !ids.is_empty()
+            });
+        }
+        let ids = index.by_user.entry(user.to_string()).or_default();
+        ids.retain(|id| self.sessions.contains_key(id.as_str(), now_ms));
+        let mut evicted = Vec::new();
+        while ids.len() >= self.max_per_user {
+            evicted.extend(ids.pop_front());
+        }
+        ids.push_back(id.to_string());
+        evicted
     }
 
     /// Sessions held (some may have expired and not been swept yet).
@@ -44,13 +82,13 @@ impl SessionStore for MemoryStore {
 
     async fn insert(&self, session: Session) -> Result<Arc<Session>, StoreError> {
         let session = Arc::new(session);
+        let now = self.clock.now_millis();
+        for oldest in self.admit(&session.user.sub, &session.id, now) {
+            self.sessions.remove(oldest.as_str());
+        }
         let expires_ms = session.expires_at.saturating_mul(1000);
-        self.sessions.insert(
-            session.id.clone(),
-            session.clone(),
-            expires_ms,
-            self.clock.now_millis(),
-        );
+        self.sessions
+            .insert(session.id.clone(), session.clone(), expires_ms, now);
         Ok(session)
     }
 
@@ -92,8 +130,36 @@ mod tests {
 
     fn subject(capacity: usize) -> Subject {
         let clock = ManualClock::at_unix(1_000_000);
-        let store = Arc::new(MemoryStore::new(capacity, clock.clone()));
+        let store = Arc::new(MemoryStore::new(capacity, capacity, clock.clone()));
         Subject::new(store, clock.clone(), move |secs| clock.advance_secs(secs))
+    }
+
+    #[tokio::test]
+    async fn a_users_new_session_evicts_only_that_users_oldest() {
+        use crate::session::model::test_support::session_at;
+        let clock = ManualClock::at_unix(1_000_000);
+        let store = MemoryStore::new(100, 2, clock.clone());
+        let of = |user: &str| {
+            let mut s = session_at(1_000_000, 600);
+            s.user.sub = user.to_string();
+            s
+        };
+        let victim = store.insert(of("victim")).await.unwrap();
+        let mut mallory = Vec::new();
+        for _ in 0..50 {
+            mallory.push(store.insert(of("mallory")).await.unwrap());
+        }
+        assert!(
+            store.get(&victim.id).await.unwrap().is_some(),
+            "another user's session stays"
+        );
+        let kept: Vec<_> = mallory
+            .iter()
+            .filter(|s| store.sessions.contains_key(s.id.as_str(), 0))
+            .collect();
+        assert_eq!(kept.len(), 2, "mallory keeps only the newest two");
+        assert_eq!(kept[1].id, mallory[49].id);
+        assert_eq!(store.len(), 3);
     }
 
     #[tokio::test]

@@ -83,7 +83,7 @@ struct Fixture {
 impl Fixture {
     async fn new(ep: Arc<Scripted>) -> Fixture {
         let clock = ManualClock::at_unix(NOW);
-        let store = Arc::new(MemoryStore::new(100, clock.clone()));
+        let store = Arc::new(MemoryStore::new(100, 10, clock.clone()));
         // The access token expires at NOW + 3600.
         let session = store.insert(session_at(NOW, 36_000)).await.unwrap();
         Fixture {
