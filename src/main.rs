@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use docusign_gateway::config::{self, Config, RawConfig};
+use docusign_gateway::config::{self, Config, LogFormat, RawConfig};
 use docusign_gateway::fake::{FakeConfig, FakeDocuSign};
 use docusign_gateway::ops::logging;
 
@@ -79,13 +79,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => load(&cli.config).and_then(|cfg| {
-            logging::init(cfg.log.json, &cfg.log.level);
+            logging::init(cfg.log.format, &cfg.log.level);
             docusign_gateway::server::run(cfg, cli.upgrade)
         }),
         Command::Check => check(&cli.config),
         Command::Health { addr } => health(&cli.config, addr),
         Command::Demo { listen } => {
-            logging::init(false, "info");
+            logging::init(LogFormat::Text, "info");
             docusign_gateway::server::demo::run(listen)
         }
         Command::FakeDocusign {
@@ -96,7 +96,7 @@ fn main() -> ExitCode {
             redirect_uris,
             access_token_ttl_secs,
         } => {
-            logging::init(false, "info");
+            logging::init(LogFormat::Text, "info");
             let mut cfg = FakeConfig::demo_defaults();
             cfg.account_server = listen;
             cfg.rest_hosts = rest_hosts;
