@@ -125,6 +125,8 @@ fn check(path: &Path) -> Result<(), String> {
     let text = config::read_file(path).map_err(|e| e.to_string())?;
     let raw = RawConfig::parse(&text, std::env::vars()).map_err(|e| e.to_string())?;
     let cfg = Config::from_raw(raw.clone()).map_err(|e| e.to_string())?;
+    docusign_gateway::server::check_upgrade_dir(&cfg.server.upgrade_sock)
+        .map_err(|e| e.to_string())?;
     println!("# {}: valid", path.display());
     println!("# effective configuration (file + DSGW_* variables + defaults), secrets masked");
     println!("# OAuth server: {}", cfg.docusign.auth_server);

@@ -67,6 +67,7 @@ impl Origins {
     /// A deserialization error for `key`, without the value serde quotes
     /// ("invalid type: integer `123`, expected a string") when it is hidden.
     pub(crate) fn serde_error(&self, key: String, message: &str) -> ConfigError {
+        let message = &message.replace("expected u64", "expected a whole number, at least 0");
         let Some(why) = self.hidden(&key) else {
             return ConfigError::new(key, message);
         };
@@ -129,5 +130,13 @@ mod tests {
             "invalid type: integer `42`, expected a string",
         );
         assert!(!e.to_string().contains("42"), "{e}");
+        let e = Origins::default().serde_error(
+            "server.threads".into(),
+            "invalid value: integer `-5`, expected u64",
+        );
+        assert_eq!(
+            e.message,
+            "invalid value: integer `-5`, expected a whole number, at least 0"
+        );
     }
 }

@@ -105,7 +105,8 @@ mod tests {
 
     #[test]
     fn every_limit_is_range_checked() {
-        let cases: [(&str, fn(&mut RawSession)); 5] = [
+        type Spoil = fn(&mut RawSession);
+        let cases: [(&str, Spoil); 5] = [
             ("session.ttl_secs", |r| r.ttl_secs = 0),
             ("session.max_sessions", |r| r.max_sessions = 0),
             ("session.login_timeout_secs", |r| r.login_timeout_secs = 601),

@@ -259,7 +259,9 @@ secure_cookie = false
             session_extra = opts.session_extra,
             server_extra = opts.server_extra,
             extra_toml = opts.extra_toml,
-            upgrade_sock = unique_temp_path("sock").display(),
+            // A directory of its own: the gateway creates it 0700 (it refuses
+            // a directory that others can write, such as the temp dir).
+            upgrade_sock = unique_temp_path("sockdir").join("upgrade.sock").display(),
         );
         let secret = fake.config().client_secret.clone();
         let (child, logs, config_path) = spawn_gateway(
