@@ -21,12 +21,15 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin dsgw
+ && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin dsgw \
+ && install -d -m 0700 -o dsgw -g dsgw /run/docusign-gateway
 COPY --from=build /src/target/release/docusign-gateway /usr/local/bin/docusign-gateway
 COPY config/gateway.toml /etc/docusign-gateway/gateway.toml
 # Secrets come from the environment: DSGW_DOCUSIGN_CLIENT_SECRET, DSGW_SESSION_SECRET.
+# The upgrade socket's directory: the gateway's user only (it has no home).
 ENV DSGW_SERVER_LISTEN=0.0.0.0:8080 \
-    DSGW_SERVER_METRICS_LISTEN=0.0.0.0:9090
+    DSGW_SERVER_METRICS_LISTEN=0.0.0.0:9090 \
+    DSGW_SERVER_UPGRADE_SOCK=/run/docusign-gateway/upgrade.sock
 USER dsgw
 EXPOSE 8080 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \

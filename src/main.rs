@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use docusign_gateway::config::{self, Config, RawConfig};
+use docusign_gateway::config::{self, Config, LogFormat, RawConfig};
 use docusign_gateway::ops::logging;
 #[cfg(feature = "fake")]
 use fake_docusign::{FakeConfig, FakeDocuSign};
@@ -83,14 +83,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => load(&cli.config).and_then(|cfg| {
-            logging::init(cfg.log.json, &cfg.log.level);
+            logging::init(cfg.log.format, &cfg.log.level);
             docusign_gateway::server::run(cfg, cli.upgrade)
         }),
         Command::Check => check(&cli.config),
         Command::Health { addr } => health(&cli.config, addr),
         #[cfg(feature = "fake")]
         Command::Demo { listen } => {
-            logging::init(false, "info");
+            logging::init(LogFormat::Text, "info");
             docusign_gateway::server::demo::run(listen)
         }
         #[cfg(feature = "fake")]
@@ -102,7 +102,7 @@ fn main() -> ExitCode {
             redirect_uris,
             access_token_ttl_secs,
         } => {
-            logging::init(false, "info");
+            logging::init(LogFormat::Text, "info");
             let mut cfg = FakeConfig::demo_defaults();
             cfg.account_server = listen;
             cfg.rest_hosts = rest_hosts;
@@ -131,6 +131,8 @@ fn check(path: &Path) -> Result<(), String> {
     let text = config::read_file(path).map_err(|e| e.to_string())?;
     let raw = RawConfig::parse(&text, std::env::vars()).map_err(|e| e.to_string())?;
     let cfg = Config::from_raw(raw.clone()).map_err(|e| e.to_string())?;
+    docusign_gateway::server::check_upgrade_dir(&cfg.server.upgrade_sock)
+        .map_err(|e| e.to_string())?;
     println!("# {}: valid", path.display());
     println!("# effective configuration (file + DSGW_* variables + defaults), secrets masked");
     println!("# OAuth server: {}", cfg.docusign.auth_server);

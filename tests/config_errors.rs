@@ -24,6 +24,17 @@ static RUNS: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs the binary with this config text and environment; returns (exit code, stderr).
 fn run(config: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let secrets = [
+        ("DSGW_DOCUSIGN_CLIENT_SECRET", "cs"),
+        ("DSGW_SESSION_SECRET", "0123456789abcdef0123456789abcdef"),
+    ];
+    let env: Vec<(&str, &str)> = secrets.iter().chain(env).copied().collect();
+    run_with(&[], config, &env)
+}
+
+/// Runs the binary with `args` (e.g. `check`), this config text and exactly
+/// this `DSGW_*` environment; returns (exit code, stderr).
+fn run_with(args: &[&str], config: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
     let path = std::env::temp_dir().join(format!(
         "dsgw-config-test-{}-{}.toml",
         std::process::id(),
@@ -31,7 +42,8 @@ fn run(config: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
     ));
     std::fs::write(&path, config).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_docusign-gateway"));
-    cmd.arg("--config")
+    cmd.args(args)
+        .arg("--config")
         .arg(&path)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -41,8 +53,6 @@ fn run(config: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
             cmd.env_remove(k);
         }
     }
-    cmd.env("DSGW_DOCUSIGN_CLIENT_SECRET", "cs");
-    cmd.env("DSGW_SESSION_SECRET", "0123456789abcdef0123456789abcdef");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -132,4 +142,143 @@ fn missing_file_is_a_clear_error() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/nonexistent/gateway.toml"), "{stderr}");
+}
+
+/// A valid configuration apart from what a case spoils.
+const VALID: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+[docusign]
+client_id = "ik"
+client_secret = "cs"
+[session]
+secure_cookie = false
+"#;
+
+const SESSION_SECRET: (&str, &str) = ("DSGW_SESSION_SECRET", "0123456789abcdef0123456789abcdef");
+
+#[test]
+fn check_never_echoes_a_secret_or_a_value_from_the_environment() {
+    const VALUE: &str = "1234567890123456789";
+    // (config text, environment, the key the error must name)
+    let cases: &[Case] = &[
+        // A secret key in the file, with a value of the wrong type.
+        (
+            "[docusign]\nclient_id = \"ik\"\n[session]\nsecret = 1234567890123456789\n",
+            &[("DSGW_DOCUSIGN_CLIENT_SECRET", "cs")],
+            "session.secret",
+        ),
+        (
+            "[docusign]\nclient_id = \"ik\"\nclient_secret = 1234567890123456789\n",
+            &[SESSION_SECRET],
+            "docusign.client_secret",
+        ),
+        // Values from the environment, in every kind of error.
+        (
+            VALID,
+            &[
+                SESSION_SECRET,
+                ("DSGW_SESSION_TTL_SECS", "-1234567890123456789"),
+            ],
+            "session.ttl_secs",
+        ),
+        (
+            VALID,
+            &[
+                SESSION_SECRET,
+                ("DSGW_SESSION_TTL_SECS", "x1234567890123456789"),
+            ],
+            "DSGW_SESSION_TTL_SECS",
+        ),
+        (
+            VALID,
+            &[SESSION_SECRET, ("DSGW_SESSION_SECURE_COOKIE", VALUE)],
+            "DSGW_SESSION_SECURE_COOKIE",
+        ),
+        (
+            VALID,
+            &[
+                SESSION_SECRET,
+                ("DSGW_SERVER_THREADS", "-1234567890123456789"),
+            ],
+            "server.threads",
+        ),
+        (
+            VALID,
+            &[SESSION_SECRET, ("DSGW_SERVER_LISTEN", VALUE)],
+            "server.listen",
+        ),
+        (
+            VALID,
+            &[SESSION_SECRET, ("DSGW_SERVER_PUBLIC_URL", VALUE)],
+            "server.public_url",
+        ),
+        (
+            VALID,
+            &[SESSION_SECRET, ("DSGW_DOCUSIGN_AUTH_SERVER", VALUE)],
+            "docusign.auth_server",
+        ),
+        (
+            VALID,
+            &[SESSION_SECRET, ("DSGW_DOCUSIGN_ENVIRONMENT", VALUE)],
+            "docusign.environment",
+        ),
+        (
+            VALID,
+            &[SESSION_SECRET, ("DSGW_LOG_FORMAT", VALUE)],
+            "log.format",
+        ),
+        (
+            VALID,
+            &[
+                SESSION_SECRET,
+                ("DSGW_DOCUSIGN_ALLOWED_API_HOSTS", "*1234567890123456789"),
+            ],
+            "docusign.allowed_api_hosts",
+        ),
+    ];
+    for (config, env, key) in cases {
+        let (code, stderr) = run_with(&["check"], config, env);
+        assert_eq!(code, Some(1), "{key}: {stderr}");
+        assert!(stderr.contains(key), "{key}: message was {stderr:?}");
+        assert!(
+            stderr.contains("expected"),
+            "{key}: says what is expected: {stderr:?}"
+        );
+        assert!(!stderr.contains(VALUE), "{key}: value echoed: {stderr:?}");
+    }
+}
+
+/// A fresh directory under the temp dir with this mode.
+fn scratch_dir(mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!(
+        "dsgw-config-test-dir-{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    dir
+}
+
+#[test]
+fn an_upgrade_socket_in_a_directory_others_can_write_is_refused() {
+    let dir = scratch_dir(0o777);
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nupgrade_sock = \"{}\"\n\
+         [docusign]\nclient_id = \"ik\"\nclient_secret = \"cs\"\n\
+         [session]\nsecure_cookie = false\n",
+        dir.join("upgrade.sock").display()
+    );
+    let env = [SESSION_SECRET];
+    // `check` reports it, and start-up refuses (it would run, not exit, if not).
+    for args in [&["check"][..], &[][..]] {
+        let (code, stderr) = run_with(args, &config, &env);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("server.upgrade_sock"), "{stderr}");
+        assert!(stderr.contains("writable by group or others"), "{stderr}");
+    }
+    assert!(!dir.join("upgrade.sock").exists());
+    std::fs::remove_dir(&dir).unwrap();
 }

@@ -324,3 +324,20 @@ async fn session_cookie_never_outlives_the_refresh_token() {
         .as_secs();
     assert!(expires <= now + 500);
 }
+
+#[tokio::test]
+async fn repeated_401s_on_a_young_token_cost_no_refresh_grant() {
+    let env = Env::start_with(Options {
+        session_extra: "min_refresh_interval_secs = 60".into(),
+        ..Options::default()
+    })
+    .await;
+    let b = env.logged_in().await;
+    env.fake.revoke_access_tokens();
+    for _ in 0..20 {
+        let r = api_get(&env, &b, &account_path(&env, 0)).await;
+        assert_eq!(r.status(), 401, "DocuSign's own 401 passes through");
+    }
+    assert_eq!(env.fake.stats().token_refresh, 0, "20 401s, no grant");
+    assert_eq!(api_get(&env, &b, "/auth/session").await.status(), 200);
+}

@@ -137,6 +137,8 @@ mod tests {
             login_timeout: Duration::from_secs(60),
             max_pending_logins: 10,
             api_token_ttl: Duration::from_secs(60),
+            min_refresh_interval: Duration::ZERO,
+            max_sessions_per_user: 10,
         })
     }
 

@@ -1,9 +1,12 @@
 //! Log setup. `[log] level` (or `RUST_LOG`, which wins when set) sets the
-//! verbosity of the gateway's own log lines; `[log] format` picks text or JSON. Dependencies are capped at `info` whatever `RUST_LOG` says:
+//! verbosity of the gateway's own log lines; `[log] format` picks text or
+//! JSON. Dependencies are capped at `info` whatever `RUST_LOG` says:
 //! at debug and trace, pingora and the HTTP clients print whole request
 //! headers, which carry cookies, authorization codes and bearer tokens.
 
 use tracing::Level;
+
+use crate::config::LogFormat;
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::prelude::*;
 
@@ -15,7 +18,7 @@ pub fn allowed(target: &str, level: &Level) -> bool {
 
 /// Installs the global subscriber (stderr): text or JSON lines, at `level`
 /// (a filter directive) unless `RUST_LOG` is set. Call once, at start.
-pub fn init(json: bool, level: &str) {
+pub fn init(format: LogFormat, level: &str) {
     let from_env = std::env::var("RUST_LOG")
         .ok()
         .filter(|v| !v.trim().is_empty())
@@ -26,7 +29,7 @@ pub fn init(json: bool, level: &str) {
     let cap = filter_fn(|meta| allowed(meta.target(), meta.level()));
     let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let registry = tracing_subscriber::registry();
-    let _ = if json {
+    let _ = if format == LogFormat::Json {
         registry
             .with(layer.json().with_filter(env_filter).with_filter(cap))
             .try_init()

@@ -57,11 +57,6 @@ use crate::docusign::api_host::HostPolicy;
 use crate::docusign::{AccountServer, ClientError, DocuSignClient};
 use crate::ops::metrics::{self, metrics};
 use crate::session::refresh::{RefreshPolicy, Refresher};
-
-/// Until `session.min_refresh_interval_secs` exists.
-const MIN_REFRESH_INTERVAL_SECS: u64 = 0;
-/// Until `session.max_sessions_per_user` exists.
-const MAX_SESSIONS_PER_USER: usize = 10;
 use crate::session::{MemoryStore, SessionStore};
 use crate::util::time::{system_clock, Clock};
 use resolver::Resolver;
@@ -94,7 +89,7 @@ impl Gateway {
         let clock = system_clock();
         let store = Arc::new(MemoryStore::new(
             cfg.session.max_sessions,
-            MAX_SESSIONS_PER_USER,
+            cfg.session.max_sessions_per_user,
             clock.clone(),
         ));
         let live = store.clone();
@@ -111,7 +106,7 @@ impl Gateway {
         let policy = RefreshPolicy {
             window: cfg.session.refresh_before_expiry,
             wait_limit: cfg.docusign.request_timeout + Duration::from_secs(5),
-            min_interval: Duration::from_secs(MIN_REFRESH_INTERVAL_SECS),
+            min_interval: cfg.session.min_refresh_interval,
         };
         let refresher = Refresher::new(
             parts.account_server.clone(),

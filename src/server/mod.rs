@@ -3,6 +3,9 @@
 
 #[cfg(feature = "fake")]
 pub mod demo;
+mod upgrade_dir;
+
+pub use upgrade_dir::{check_upgrade_dir, prepare_upgrade_dir};
 
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
@@ -12,7 +15,10 @@ use crate::proxy::Gateway;
 
 /// Builds a ready-to-run pingora server for `cfg`. `upgrade`: take the
 /// listening sockets over from a running gateway (zero-downtime upgrade).
+/// Creates the upgrade socket's directory (0700) when it is missing, and
+/// refuses one that group or others can write.
 pub fn build(cfg: Config, upgrade: bool) -> Result<Server, String> {
+    prepare_upgrade_dir(&cfg.server.upgrade_sock).map_err(|e| e.to_string())?;
     let grace = cfg.server.grace_period.as_secs();
     let conf = ServerConf {
         threads: cfg.server.threads,

@@ -46,6 +46,8 @@ pub struct GatewayProcess {
     env: Vec<(String, String)>,
     /// The config file belongs to this process (removed on drop).
     owns_config: bool,
+    /// The upgrade socket's directory, removed on drop by its owner.
+    sock_dir: Option<std::path::PathBuf>,
 }
 
 impl GatewayProcess {
@@ -87,6 +89,7 @@ impl GatewayProcess {
             config_path: self.config_path.clone(),
             env: self.env.clone(),
             owns_config: false,
+            sock_dir: None,
         }
     }
 }
@@ -97,6 +100,9 @@ impl Drop for GatewayProcess {
         let _ = self.child.wait();
         if self.owns_config {
             let _ = std::fs::remove_file(&self.config_path);
+        }
+        if let Some(dir) = &self.sock_dir {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -227,6 +233,9 @@ impl Env {
         let fake = FakeDocuSign::start(opts.fake)
             .await
             .expect("fake DocuSign starts");
+        // A directory of its own: the gateway creates it 0700 (it refuses a
+        // directory that others can write, such as the temp dir).
+        let sock_dir = unique_temp_path("sockdir");
         let toml = format!(
             r#"
 [server]
@@ -256,10 +265,16 @@ secure_cookie = false
             client_id = fake.config().client_id,
             allowed = opts.allowed_api_hosts,
             docusign_extra = opts.docusign_extra,
-            session_extra = opts.session_extra,
+            // Most tests revoke tokens right after login and expect the
+            // refresh + replay; the minimum interval has tests of its own.
+            session_extra = if opts.session_extra.contains("min_refresh_interval_secs") {
+                opts.session_extra.clone()
+            } else {
+                format!("min_refresh_interval_secs = 0\n{}", opts.session_extra)
+            },
             server_extra = opts.server_extra,
             extra_toml = opts.extra_toml,
-            upgrade_sock = unique_temp_path("sock").display(),
+            upgrade_sock = sock_dir.join("upgrade.sock").display(),
         );
         let secret = fake.config().client_secret.clone();
         let (child, logs, config_path) = spawn_gateway(
@@ -283,6 +298,7 @@ secure_cookie = false
                 ("RUST_LOG".into(), opts.rust_log.clone()),
             ],
             owns_config: true,
+            sock_dir: Some(sock_dir),
         };
         let client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())

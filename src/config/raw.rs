@@ -1,0 +1,357 @@
+//! The file format, as the operator writes it: one struct per section, every
+//! key with its default, parsed from TOML with the `DSGW_*` overlay applied.
+
+use serde::{Deserialize, Serialize};
+
+use super::docusign::Environment;
+use super::error::{ConfigError, Origins};
+use super::log::LogFormat;
+use super::server::default_upgrade_sock;
+use super::MAX_LOGIN_TIMEOUT_SECS;
+
+/// The configuration as written: file, `DSGW_*` variables and defaults, not
+/// yet validated.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub(super) server: RawServer,
+    pub(super) docusign: RawDocusign,
+    pub(super) session: RawSession,
+    pub(super) log: RawLog,
+    /// Which keys the environment set (errors never quote those values).
+    #[serde(skip)]
+    pub(super) origins: Origins,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawServer {
+    pub(super) listen: String,
+    pub(super) public_url: String,
+    pub(super) threads: u64,
+    pub(super) metrics_listen: Option<String>,
+    pub(super) grace_period_secs: u64,
+    /// Unset: [`default_upgrade_sock`], filled in by [`RawConfig::parse`].
+    pub(super) upgrade_sock: Option<String>,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: "127.0.0.1:8080".into(),
+            public_url: "http://localhost:8080".into(),
+            threads: 2,
+            metrics_listen: None,
+            grace_period_secs: 10,
+            upgrade_sock: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawDocusign {
+    pub(super) environment: Environment,
+    pub(super) auth_server: Option<String>,
+    pub(super) client_id: String,
+    pub(super) client_secret: String,
+    pub(super) scopes: Vec<String>,
+    pub(super) callback_path: String,
+    pub(super) allowed_api_hosts: Vec<String>,
+    pub(super) allow_plain_http: bool,
+    pub(super) request_timeout_secs: u64,
+    pub(super) refresh_token_ttl_secs: u64,
+}
+
+impl Default for RawDocusign {
+    fn default() -> Self {
+        RawDocusign {
+            environment: Environment::Demo,
+            auth_server: None,
+            client_id: String::new(),
+            client_secret: String::new(),
+            scopes: vec!["signature".into()],
+            callback_path: "/auth/docusign/callback".into(),
+            allowed_api_hosts: vec!["*.docusign.net".into()],
+            allow_plain_http: false,
+            request_timeout_secs: 10,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawSession {
+    pub(super) cookie_name: String,
+    pub(super) secure_cookie: bool,
+    pub(super) secret: String,
+    pub(super) ttl_secs: u64,
+    pub(super) refresh_before_expiry_secs: u64,
+    pub(super) max_sessions: u64,
+    pub(super) login_timeout_secs: u64,
+    pub(super) max_pending_logins: u64,
+    pub(super) api_token_ttl_secs: u64,
+    pub(super) min_refresh_interval_secs: u64,
+    pub(super) max_sessions_per_user: u64,
+}
+
+impl Default for RawSession {
+    fn default() -> Self {
+        RawSession {
+            cookie_name: "dsgw_session".into(),
+            secure_cookie: true,
+            secret: String::new(),
+            ttl_secs: 30 * 24 * 3600,
+            refresh_before_expiry_secs: 300,
+            max_sessions: 100_000,
+            login_timeout_secs: MAX_LOGIN_TIMEOUT_SECS,
+            max_pending_logins: 10_000,
+            api_token_ttl_secs: 30 * 24 * 3600,
+            min_refresh_interval_secs: 60,
+            max_sessions_per_user: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawLog {
+    pub(super) format: LogFormat,
+    pub(super) level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// A key's default, as [`RawConfig::defaults`] lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DefaultValue {
+    /// This value.
+    Value(toml::Value),
+    /// Off unless set.
+    Unset,
+    /// Computed from the process environment at start (see the README).
+    FromEnvironment,
+}
+
+impl RawConfig {
+    /// Parses TOML text and overlays the `DSGW_*` variables found in `env`.
+    /// `env` also supplies `XDG_RUNTIME_DIR` and `HOME` for the default of
+    /// `server.upgrade_sock`.
+    pub fn parse(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<RawConfig, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        // The parser's message names no value; the line is where to look.
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let line = e.span().map(|s| {
+                let before = &text.as_bytes()[..s.start.min(text.len())];
+                before.iter().filter(|b| **b == b'\n').count() + 1
+            });
+            let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            ConfigError::new("<file>", format!("not valid TOML{at}: {}", e.message()))
+        })?;
+        let origins = super::env::overlay(&mut table, &env)?;
+        let mut raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| origins.serde_error(e.path().to_string(), e.inner().message()))?;
+        raw.origins = origins;
+        if raw.server.upgrade_sock.is_none() {
+            let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            let path = default_upgrade_sock(var);
+            raw.server.upgrade_sock = Some(path.display().to_string());
+        }
+        Ok(raw)
+    }
+
+    /// The configuration as TOML with every default filled in and secrets
+    /// masked, for `docusign-gateway check`.
+    pub fn masked_toml(&self) -> String {
+        let mut shown = self.clone();
+        for secret in [&mut shown.docusign.client_secret, &mut shown.session.secret] {
+            if !secret.is_empty() {
+                *secret = "***".into();
+            }
+        }
+        toml::to_string(&shown).unwrap_or_default()
+    }
+
+    /// Every key with its default, as `(section.key, default)`, sorted.
+    pub fn defaults() -> Vec<(String, DefaultValue)> {
+        let mut out = Vec::new();
+        for (section, table) in default_table() {
+            let Some(table) = table.as_table() else {
+                continue;
+            };
+            for (key, value) in table {
+                out.push((
+                    format!("{section}.{key}"),
+                    DefaultValue::Value(value.clone()),
+                ));
+            }
+        }
+        // Option fields are skipped by serialization: name them explicitly.
+        for unset in ["server.metrics_listen", "docusign.auth_server"] {
+            out.push((unset.to_string(), DefaultValue::Unset));
+        }
+        out.push(("server.upgrade_sock".into(), DefaultValue::FromEnvironment));
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
+/// The defaults as TOML, section by section. `None` fields are absent (TOML
+/// has no null): `RawConfig::defaults` names them.
+pub(super) fn default_table() -> toml::Table {
+    match toml::Value::try_from(RawConfig::default()) {
+        Ok(toml::Value::Table(t)) => t,
+        _ => toml::Table::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked_and_defaults_shown() {
+        let raw = RawConfig::parse(
+            "[session]\nsecret = \"s3cr3t-s3cr3t\"\n",
+            [("DSGW_DOCUSIGN_CLIENT_SECRET".into(), "cs-value".into())],
+        )
+        .unwrap();
+        let text = raw.masked_toml();
+        assert!(
+            !text.contains("s3cr3t") && !text.contains("cs-value"),
+            "{text}"
+        );
+        assert!(text.contains("secret = \"***\""), "{text}");
+        assert!(text.contains("environment = \"demo\""), "{text}");
+        assert!(text.contains("format = \"text\""), "{text}");
+    }
+
+    #[test]
+    fn every_default_is_listed_once() {
+        let defaults = RawConfig::defaults();
+        let keys: Vec<&str> = defaults.iter().map(|(k, _)| k.as_str()).collect();
+        let mut unique = keys.clone();
+        unique.dedup();
+        assert_eq!(keys, unique);
+        assert!(defaults.contains(&(
+            "docusign.environment".into(),
+            DefaultValue::Value(toml::Value::String("demo".into()))
+        )));
+        assert!(defaults.contains(&("server.upgrade_sock".into(), DefaultValue::FromEnvironment)));
+    }
+
+    #[test]
+    fn a_secret_key_with_a_number_is_not_echoed() {
+        for text in [
+            "[session]\nsecret = 1234567890123456789\n",
+            "[docusign]\nclient_secret = 1234567890123456789\n",
+            "[docusign]\nclient_secret = [1234567890123456789]\n",
+        ] {
+            let e = RawConfig::parse(text, Vec::new()).unwrap_err();
+            assert!(!e.to_string().contains("1234567890123456789"), "{e}");
+            assert!(e.key.ends_with("secret"), "{e}");
+            assert!(e.message.contains("expected"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_toml_syntax_error_does_not_echo_the_line() {
+        for text in [
+            "[session]\nsecret = 98765432109876543210987\n",
+            "[session]\nsecret = 9876543210987654321abc\n",
+            "[session]\nsecret = \"98765432109876543210\n",
+            "[session]\nsecret = 0x98765432109876543210\n",
+        ] {
+            let e = RawConfig::parse(text, Vec::new()).unwrap_err();
+            assert_eq!(e.key, "<file>");
+            assert!(e.message.contains("(line 2)"), "{e}");
+            assert!(!e.to_string().contains("9876543210"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_value_in_the_file_of_a_plain_key_is_quoted() {
+        let e = RawConfig::parse("[server]\nthreads = \"two\"\n", Vec::new()).unwrap_err();
+        assert_eq!(e.key, "server.threads");
+        assert!(e.message.contains("two"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod reference_table {
+    //! The README's configuration reference must name every key, its
+    //! `DSGW_*` variable and its default, exactly as the structs define them.
+
+    use std::path::Path;
+
+    use super::*;
+
+    /// How a default is written in the README.
+    fn shown(value: &DefaultValue) -> String {
+        match value {
+            DefaultValue::Unset => "unset".into(),
+            DefaultValue::FromEnvironment => "from the environment".into(),
+            DefaultValue::Value(toml::Value::String(s)) if s.is_empty() => "required".into(),
+            DefaultValue::Value(v) => format!("`{v}`"),
+        }
+    }
+
+    #[test]
+    fn readme_table_matches_the_config_structs() {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+                .expect("README.md");
+        let rows: Vec<Vec<String>> = readme
+            .lines()
+            .filter(|l| l.starts_with("| `") && l.contains("` | `DSGW_"))
+            .map(|l| {
+                l.trim_matches('|')
+                    .split(" | ")
+                    .map(|c| c.trim().to_string())
+                    .collect()
+            })
+            .collect();
+        let expected: Vec<String> = RawConfig::defaults()
+            .iter()
+            .map(|(key, default)| {
+                format!(
+                    "| `{key}` | `DSGW_{}` | {} |",
+                    key.replace('.', "_").to_uppercase(),
+                    shown(default)
+                )
+            })
+            .collect();
+        let hint = format!(
+            "expected rows (key | variable | default | meaning):\n{}",
+            expected.join("\n")
+        );
+        assert_eq!(rows.len(), expected.len(), "{hint}");
+        for (key, default) in RawConfig::defaults() {
+            let row = rows
+                .iter()
+                .find(|r| r[0] == format!("`{key}`"))
+                .unwrap_or_else(|| panic!("README has no row for {key}\n{hint}"));
+            assert_eq!(
+                row[1],
+                format!("`DSGW_{}`", key.replace('.', "_").to_uppercase()),
+                "{key}"
+            );
+            assert_eq!(row[2], shown(&default), "default of {key}");
+            assert!(
+                row.len() == 4 && !row[3].is_empty(),
+                "{key} needs a meaning"
+            );
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! `[server]`: where the gateway listens and how it is reached.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+use super::error::{ConfigError, Origins};
+use super::range;
+use super::raw::RawServer;
+use super::urls::parse_url;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// How clients reach the gateway, without a trailing slash.
+    pub public_url: Url,
+    pub threads: usize,
+    /// Where Prometheus metrics are served; none when unset.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How long in-flight requests get to finish after SIGTERM or SIGQUIT.
+    pub grace_period: Duration,
+    /// The socket through which listening sockets are handed to a new
+    /// process on a zero-downtime upgrade. Its directory must be writable by
+    /// the gateway's user only (checked, or created 0700, at start).
+    pub upgrade_sock: PathBuf,
+}
+
+/// Where the upgrade socket goes when `server.upgrade_sock` is unset: in a
+/// directory of its own inside one only the gateway's user can enter.
+/// `$XDG_RUNTIME_DIR/docusign-gateway/upgrade.sock` when `XDG_RUNTIME_DIR`
+/// is set, else `$HOME/.local/state/docusign-gateway/upgrade.sock` when
+/// `HOME` is set, else `/run/docusign-gateway/upgrade.sock`. `var` reads the
+/// environment.
+pub fn default_upgrade_sock(var: impl Fn(&str) -> Option<String>) -> PathBuf {
+    let absolute = |name: &str| {
+        var(name)
+            .filter(|v| v.starts_with('/') && !v.trim_end_matches('/').is_empty())
+            .map(PathBuf::from)
+    };
+    let base = if let Some(dir) = absolute("XDG_RUNTIME_DIR") {
+        dir
+    } else if let Some(home) = absolute("HOME") {
+        home.join(".local/state")
+    } else {
+        PathBuf::from("/run")
+    };
+    base.join("docusign-gateway").join("upgrade.sock")
+}
+
+pub(super) fn validate(raw: RawServer, origins: &Origins) -> Result<ServerConfig, ConfigError> {
+    let listen = socket_addr("server.listen", &raw.listen, "127.0.0.1:8080", origins)?;
+    let public_url = parse_url("server.public_url", &raw.public_url, origins)?;
+    if !matches!(public_url.scheme(), "http" | "https") {
+        return Err(ConfigError::new(
+            "server.public_url",
+            "expected an http:// or https:// URL",
+        ));
+    }
+    let metrics_listen = match &raw.metrics_listen {
+        None => None,
+        Some(m) => Some(socket_addr(
+            "server.metrics_listen",
+            m,
+            "127.0.0.1:9090",
+            origins,
+        )?),
+    };
+    if metrics_listen == Some(listen) {
+        return Err(ConfigError::new(
+            "server.metrics_listen",
+            "must differ from server.listen",
+        ));
+    }
+    let grace_period = range::secs("server.grace_period_secs", raw.grace_period_secs, 0..=3600)?;
+    let upgrade_sock = raw.upgrade_sock.unwrap_or_else(|| {
+        default_upgrade_sock(|name| std::env::var(name).ok())
+            .display()
+            .to_string()
+    });
+    if !upgrade_sock.starts_with('/') || upgrade_sock.ends_with('/') {
+        return Err(ConfigError::new(
+            "server.upgrade_sock",
+            "expected an absolute path for the upgrade socket",
+        ));
+    }
+    Ok(ServerConfig {
+        listen,
+        public_url,
+        threads: range::count("server.threads", raw.threads, 1..=1024)?,
+        metrics_listen,
+        grace_period,
+        upgrade_sock: upgrade_sock.into(),
+    })
+}
+
+fn socket_addr(
+    key: &str,
+    text: &str,
+    example: &str,
+    origins: &Origins,
+) -> Result<SocketAddr, ConfigError> {
+    text.parse().map_err(|_| {
+        let expected = format!("expected an IP address and port such as \"{example}\"");
+        ConfigError::invalid(key, &expected, text, origins)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn the_upgrade_socket_defaults_to_a_private_directory() {
+        let p = |pairs: &[(&str, &str)]| default_upgrade_sock(vars(pairs));
+        assert_eq!(
+            p(&[("XDG_RUNTIME_DIR", "/run/user/1000"), ("HOME", "/home/u")]),
+            PathBuf::from("/run/user/1000/docusign-gateway/upgrade.sock")
+        );
+        assert_eq!(
+            p(&[("HOME", "/home/u")]),
+            PathBuf::from("/home/u/.local/state/docusign-gateway/upgrade.sock")
+        );
+        assert_eq!(
+            p(&[("XDG_RUNTIME_DIR", "relative"), ("HOME", "/")]),
+            PathBuf::from("/run/docusign-gateway/upgrade.sock")
+        );
+        assert_eq!(p(&[]), PathBuf::from("/run/docusign-gateway/upgrade.sock"));
+        assert!(!p(&[]).starts_with("/tmp"));
+    }
+
+    #[test]
+    fn a_listen_address_from_the_environment_is_not_echoed() {
+        let mut origins = Origins::default();
+        origins.set_by("server.listen".into(), "DSGW_SERVER_LISTEN".into());
+        let raw = RawServer {
+            listen: "secret-host-name".into(),
+            ..RawServer::default()
+        };
+        let e = validate(raw.clone(), &origins).unwrap_err();
+        assert_eq!(e.key, "server.listen");
+        assert!(!e.to_string().contains("secret-host-name"), "{e}");
+        let e = validate(raw, &Origins::default()).unwrap_err();
+        assert!(
+            e.to_string().contains("secret-host-name"),
+            "from the file: {e}"
+        );
+    }
+}
