@@ -21,6 +21,7 @@ pub mod logging;
 pub mod metrics;
 pub mod pages;
 pub mod pending;
+pub mod redis_backend;
 pub mod refresh;
 pub mod reply;
 pub mod resolver;
