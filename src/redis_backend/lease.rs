@@ -10,13 +10,12 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::Script;
-
+use super::script::{arg, Lua};
 use super::{ttl_ms, BackendError, RedisBackend};
 
 /// KEYS: lease. ARGV: owner, ttl ms. 1 if renewed.
-static RENEW: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+static RENEW: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
         r"
         if redis.call('GET', KEYS[1]) == ARGV[1] then
             return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -27,8 +26,8 @@ static RENEW: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// KEYS: lease. ARGV: owner. 1 if released.
-static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+static RELEASE: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
         r"
         if redis.call('GET', KEYS[1]) == ARGV[1] then
             return redis.call('DEL', KEYS[1])
@@ -41,8 +40,8 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 /// KEYS: lease, record. ARGV: owner, expected gen, sealed data, ttl ms,
 /// channel, tag. Returns {code, gen}: 1 committed (new gen), 2 lease lost,
 /// 3 gone, 4 stale (current gen), 5 the stored gen is not a number.
-static COMMIT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+static COMMIT: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
         r"
         if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {2, 0} end
         local gen = redis.call('HGET', KEYS[2], 'gen')
@@ -109,23 +108,16 @@ impl RedisBackend {
         ttl: Duration,
     ) -> Result<bool, BackendError> {
         let lease = self.layout.keys(id).lease;
-        let mut invocation = RENEW.key(&lease);
-        invocation.arg(owner).arg(ttl_ms(ttl));
-        let mut conn = self.conn.clone();
-        let renewed: i64 = self
-            .run("renew lease", invocation.invoke_async(&mut conn))
-            .await?;
+        let args = [arg(owner), arg(ttl_ms(ttl))];
+        let renewed: i64 = self.eval("renew lease", &RENEW, &[&lease], &args).await?;
         Ok(renewed == 1)
     }
 
     /// Drops the lease if `owner` holds it; true if it did.
     pub async fn release_lease(&self, id: &str, owner: &str) -> Result<bool, BackendError> {
         let lease = self.layout.keys(id).lease;
-        let mut invocation = RELEASE.key(&lease);
-        invocation.arg(owner);
-        let mut conn = self.conn.clone();
         let released: i64 = self
-            .run("release lease", invocation.invoke_async(&mut conn))
+            .eval("release lease", &RELEASE, &[&lease], &[arg(owner)])
             .await?;
         Ok(released == 1)
     }
@@ -143,18 +135,17 @@ impl RedisBackend {
     ) -> Result<CommitOutcome, BackendError> {
         let keys = self.layout.keys(id);
         let sealed = self.sealer.seal(new_data, keys.record.as_bytes());
-        let mut invocation = COMMIT.key(&keys.lease);
-        invocation
-            .key(&keys.record)
-            .arg(owner)
-            .arg(expected_gen)
-            .arg(sealed)
-            .arg(ttl_ms(ttl))
-            .arg(self.layout.channel())
-            .arg(&keys.tag);
-        let mut conn = self.conn.clone();
+        let args = [
+            arg(owner),
+            arg(expected_gen),
+            sealed,
+            arg(ttl_ms(ttl)),
+            arg(self.layout.channel()),
+            arg(&keys.tag),
+        ];
+        let script_keys = [keys.lease.as_str(), keys.record.as_str()];
         let (code, gen): (i64, i64) = self
-            .run("commit session", invocation.invoke_async(&mut conn))
+            .eval("commit session", &COMMIT, &script_keys, &args)
             .await?;
         let gen = u64::try_from(gen)
             .map_err(|_| BackendError::Corrupt("commit: negative generation".into()))?;

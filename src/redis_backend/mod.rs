@@ -16,6 +16,7 @@ pub mod layout;
 mod lease;
 mod pubsub;
 mod record;
+mod script;
 pub mod seal;
 
 use std::future::Future;

@@ -8,14 +8,13 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::Script;
-
+use super::script::{arg, Lua};
 use super::{ttl_ms, BackendError, RedisBackend};
 
 /// KEYS: record. ARGV: gen, sealed data, ttl ms, channel, tag.
 /// Announces the tag when an existing record was replaced.
-static PUT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+static PUT: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
         r"
         local existed = redis.call('EXISTS', KEYS[1])
         redis.call('DEL', KEYS[1])
@@ -29,8 +28,8 @@ static PUT: LazyLock<Script> = LazyLock::new(|| {
 
 /// KEYS: record. ARGV: channel, tag. Announces the tag even when the record
 /// was already gone (another instance may still cache it).
-static DELETE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+static DELETE: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
         r"
         local removed = redis.call('DEL', KEYS[1])
         redis.call('PUBLISH', ARGV[1], ARGV[2])
@@ -51,16 +50,15 @@ impl RedisBackend {
     ) -> Result<(), BackendError> {
         let keys = self.layout.keys(id);
         let sealed = self.sealer.seal(data, keys.record.as_bytes());
-        let mut invocation = PUT.key(&keys.record);
-        invocation
-            .arg(gen)
-            .arg(sealed)
-            .arg(ttl_ms(ttl))
-            .arg(self.layout.channel())
-            .arg(&keys.tag);
-        let mut conn = self.conn.clone();
-        let _: i64 = self
-            .run("put session", invocation.invoke_async(&mut conn))
+        let args = [
+            arg(gen),
+            sealed,
+            arg(ttl_ms(ttl)),
+            arg(self.layout.channel()),
+            arg(&keys.tag),
+        ];
+        let _replaced: i64 = self
+            .eval("put session", &PUT, &[&keys.record], &args)
             .await?;
         Ok(())
     }
@@ -99,11 +97,9 @@ impl RedisBackend {
     /// record was removed.
     pub async fn delete(&self, id: &str) -> Result<bool, BackendError> {
         let keys = self.layout.keys(id);
-        let mut invocation = DELETE.key(&keys.record);
-        invocation.arg(self.layout.channel()).arg(&keys.tag);
-        let mut conn = self.conn.clone();
+        let args = [arg(self.layout.channel()), arg(&keys.tag)];
         let removed: i64 = self
-            .run("delete session", invocation.invoke_async(&mut conn))
+            .eval("delete session", &DELETE, &[&keys.record], &args)
             .await?;
         Ok(removed == 1)
     }
