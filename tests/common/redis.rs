@@ -18,6 +18,8 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     extra_args: Vec<String>,
+    /// Arguments redis-cli needs to reach it (TLS).
+    cli_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -30,16 +32,55 @@ impl RedisServer {
     /// A server on `port` with extra arguments, answering PING (or its
     /// startup log in the panic message).
     pub fn start_with(port: u16, extra_args: &[&str]) -> RedisServer {
-        let dir = unique_temp_path("redis");
-        std::fs::create_dir_all(&dir).expect("create the redis test dir");
+        let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
+        Self::launch(port, new_dir(), extra_args, Vec::new())
+    }
+
+    /// A server that only speaks TLS, with a fresh self-signed certificate
+    /// for 127.0.0.1 (see `cert_path`).
+    pub fn start_tls() -> RedisServer {
+        let dir = new_dir();
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+            .expect("generate a test certificate");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, certified.cert.pem()).expect("write cert");
+        std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
+        let port = free_port();
+        let path = |p: &Path| p.to_string_lossy().into_owned();
+        let extra_args = [
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &path(&cert),
+            "--tls-key-file",
+            &path(&key),
+            "--tls-ca-cert-file",
+            &path(&cert),
+            "--tls-auth-clients",
+            "no",
+        ];
+        let cli_args = ["--tls", "--cacert", &path(&cert)];
+        let owned = |args: &[&str]| args.iter().map(|a| a.to_string()).collect();
+        Self::launch(port, dir, owned(&extra_args), owned(&cli_args))
+    }
+
+    fn launch(port: u16, dir: PathBuf, extra_args: Vec<String>, cli_args: Vec<String>) -> Self {
         let mut server = RedisServer {
             port,
             dir,
-            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            extra_args,
+            cli_args,
             child: None,
         };
         server.spawn();
         server
+    }
+
+    /// The self-signed certificate of a `start_tls` server.
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.join("cert.pem")
     }
 
     /// `redis://127.0.0.1:P`.
@@ -127,6 +168,7 @@ impl RedisServer {
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new("redis-cli")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(&self.cli_args)
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -261,6 +303,13 @@ impl RedisCluster {
     pub fn keys(&self) -> Vec<String> {
         self.nodes.iter().flat_map(|n| n.keys()).collect()
     }
+}
+
+/// A fresh temp dir for one server.
+fn new_dir() -> PathBuf {
+    let dir = unique_temp_path("redis");
+    std::fs::create_dir_all(&dir).expect("create the redis test dir");
+    dir
 }
 
 /// A free port P whose cluster bus port P + 10000 is free too and stays
