@@ -82,6 +82,7 @@ async fn standalone_records() {
 async fn standalone_leases_and_commits() {
     let (_server, backend, _raw) = standalone();
     checks::leases(&backend).await;
+    checks::kept_leases(&backend).await;
     checks::commit_outcomes(&backend).await;
     checks::concurrent_commits(&backend).await;
 }
@@ -129,6 +130,7 @@ async fn cluster_everything() {
     let other = backend_with_secret(Target::Cluster(cluster.urls()), "dsgw", OTHER_SECRET);
     checks::corrupt_values(&backend, &other, &raw).await;
     checks::leases(&backend).await;
+    checks::kept_leases(&backend).await;
     checks::commit_outcomes(&backend).await;
     checks::concurrent_commits(&backend).await;
     checks::invalidations(&backend).await;

@@ -154,6 +154,9 @@ pub(crate) fn map_error(what: &str, e: &RedisError) -> BackendError {
             "{what}: unexpected reply from Redis ({:?})",
             e.kind()
         )),
+        _ if e.code() == Some("WRONGTYPE") => {
+            BackendError::Corrupt(format!("{what}: a key holds another type than expected"))
+        }
         kind => {
             let reason = if e.is_timeout() {
                 "timed out".to_owned()
@@ -184,6 +187,34 @@ mod tests {
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("redis://a:7000"), "{debug}");
         assert_eq!(redact_url("not a url with hunter2"), "<unparsable url>");
+    }
+
+    #[test]
+    fn errors_map_to_unavailable_or_corrupt() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let mapped = map_error("get session", &RedisError::from(refused));
+        assert_eq!(
+            mapped,
+            BackendError::Unavailable("get session: connection refused".into())
+        );
+        let shape = RedisError::from((redis::ErrorKind::UnexpectedReturnType, "shape"));
+        assert!(matches!(map_error("x", &shape), BackendError::Corrupt(_)));
+        for (reply, corrupt) in [
+            (&b"-WRONGTYPE Operation against a key\r\n"[..], true),
+            (b"-CLUSTERDOWN The cluster is down\r\n", false),
+            (b"-LOADING Redis is loading\r\n", false),
+        ] {
+            let Ok(Value::ServerError(error)) = redis::parse_redis_value(reply) else {
+                panic!("a server error reply");
+            };
+            let mapped = map_error("x", &RedisError::from(error));
+            assert_eq!(
+                matches!(mapped, BackendError::Corrupt(_)),
+                corrupt,
+                "{mapped}"
+            );
+            assert!(!mapped.to_string().contains("Operation"), "{mapped}");
+        }
     }
 
     #[tokio::test]

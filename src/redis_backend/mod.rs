@@ -10,8 +10,23 @@
 //!   [`BackendError::Corrupt`] (a reply or value of the wrong shape). Neither
 //!   means "not found": callers must never delete a session on an error.
 //! - Creating a backend never waits for Redis (see [`RedisBackend::connect`]).
+//!
+//! Invariants, each with the test that holds it (`tests/redis_backend.rs`
+//! runs every check on a standalone server and on a three-node cluster):
+//!
+//! | invariant | test |
+//! | --- | --- |
+//! | no token, id or login secret readable in any key or value | `checks::assert_no_plaintext` (scan + GET/HGETALL) |
+//! | a value moved to another key, tampered, or of another secret is `Corrupt` | `checks::corrupt_values`, `seal::tests` |
+//! | one lease holder at a time; only the owner renews or releases | `checks::leases`, `checks::kept_leases` |
+//! | a commit needs the lease and the expected generation; one winner | `checks::commit_outcomes`, `checks::concurrent_commits` |
+//! | replace, commit and delete are announced; new sessions are not | `checks::invalidations` |
+//! | Redis down: `Unavailable` within the timeout, data kept, recovery | `outage::stop_and_restart`, `outage::start_while_down` |
+//! | the subscriber resubscribes after a restart | `outage::resubscribe_after_restart` |
+//! | `rediss://` verifies the server certificate | `tests/redis_tls.rs` |
 
 mod conn;
+mod keeper;
 pub mod layout;
 mod lease;
 mod pubsub;
@@ -26,6 +41,7 @@ use std::time::Duration;
 use redis::RedisResult;
 
 pub use conn::{redact_url, Target};
+pub use keeper::LeaseKeeper;
 pub use layout::{tag_of, Layout, SessionKeys};
 pub use lease::CommitOutcome;
 pub use pubsub::Invalidation;

@@ -100,6 +100,12 @@ pub async fn corrupt_values(backend: &RedisBackend, other_secret: &RedisBackend,
         Err(BackendError::Corrupt(_))
     ));
 
+    let _: () = raw.query(redis::cmd("SET").arg(&key_b).arg("a string"));
+    assert!(matches!(
+        backend.get(&b).await,
+        Err(BackendError::Corrupt(_))
+    ));
+
     assert!(matches!(
         other_secret.get(&a).await,
         Err(BackendError::Corrupt(_))
@@ -144,6 +150,33 @@ pub async fn leases(backend: &RedisBackend) {
         "expired"
     );
     assert!(backend.acquire_lease(&renewed, "b", ttl).await.unwrap());
+}
+
+/// A kept lease outlives many TTLs and stays exclusive; dropping the
+/// keeper lets it expire; a keeper notices a lease taken from it.
+pub async fn kept_leases(backend: &RedisBackend) {
+    let id = fresh_id("kept");
+    let ttl = Duration::from_millis(300);
+    assert!(backend.acquire_lease(&id, "a", ttl).await.unwrap());
+    let keeper = backend.keep_lease(&id, "a", ttl);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        !backend.acquire_lease(&id, "b", ttl).await.unwrap(),
+        "still held"
+    );
+    assert!(!keeper.is_lost());
+    drop(keeper);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        backend.acquire_lease(&id, "b", ttl).await.unwrap(),
+        "expired"
+    );
+
+    let keeper = backend.keep_lease(&id, "b", ttl);
+    assert!(backend.release_lease(&id, "b").await.unwrap());
+    assert!(backend.acquire_lease(&id, "c", LONG).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(keeper.is_lost(), "the keeper saw another owner");
 }
 
 pub async fn commit_outcomes(backend: &RedisBackend) {
