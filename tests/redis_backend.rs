@@ -140,6 +140,16 @@ async fn cluster_everything() {
     let keys = cluster.keys();
     assert!(keys.len() > before, "the secrets were written");
     checks::assert_no_plaintext(&keys, &cluster.dump_values());
+    let dbsize: u64 = cluster
+        .nodes
+        .iter()
+        .map(|n| n.cli_text(&["DBSIZE"]).trim().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(
+        backend.count_approx().await.unwrap(),
+        dbsize,
+        "summed over masters"
+    );
     let per_node: Vec<usize> = cluster.nodes.iter().map(|n| n.keys().len()).collect();
     assert!(
         per_node.iter().filter(|&&n| n > 0).count() >= 2,

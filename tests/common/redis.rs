@@ -116,11 +116,16 @@ impl RedisServer {
         self.wait_ready();
     }
 
-    /// Waits (bounded) until PING answers PONG (not LOADING, not refused).
+    /// Waits (bounded) until PING answers PONG (not LOADING, not refused),
+    /// from this process (not another test's server on a reused port).
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
+        let pid = self.child.as_ref().map(Child::id).unwrap_or_default();
+        let ours = format!("process_id:{pid}\r\n");
         loop {
-            if self.cli_text(&["PING"]).trim() == "PONG" {
+            if self.cli_text(&["PING"]).trim() == "PONG"
+                && self.cli_text(&["INFO", "server"]).contains(&ours)
+            {
                 return;
             }
             let exited = self
