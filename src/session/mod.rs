@@ -6,6 +6,7 @@
 pub mod conformance;
 pub mod memory;
 pub mod model;
+pub mod redis;
 pub mod refresh;
 pub mod store;
 

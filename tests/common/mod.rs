@@ -13,6 +13,8 @@ use fake_docusign::{FakeConfig, FakeDocuSign};
 use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Client, Response};
 
+pub mod redis;
+
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
 pub const COOKIE_NAME: &str = "dsgw_session";
 pub const LOGIN_COOKIE_NAME: &str = "dsgw_session_login";
