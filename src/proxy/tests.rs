@@ -81,6 +81,9 @@ impl SessionStore for Unreachable {
     async fn count(&self) -> Result<usize, StoreError> {
         Err(StoreError::Unavailable("down".into()))
     }
+    async fn claim_state(&self, _: &str, _: Duration) -> Result<bool, StoreError> {
+        Err(StoreError::Unavailable("down".into()))
+    }
 }
 
 /// Who calls.

@@ -86,6 +86,28 @@ where
     swap_tokens_by_generation(make(100).await).await;
     concurrent_swaps_have_one_winner(make(100).await).await;
     logout_ends_the_session(make(100).await).await;
+    states_are_single_use(make(100).await).await;
+}
+
+pub async fn states_are_single_use(s: Subject) {
+    let ttl = std::time::Duration::from_secs(600);
+    assert!(s
+        .store
+        .claim_state("state-hash-1", ttl)
+        .await
+        .expect("claim"));
+    assert!(
+        !s.store
+            .claim_state("state-hash-1", ttl)
+            .await
+            .expect("claim"),
+        "only once"
+    );
+    assert!(s
+        .store
+        .claim_state("state-hash-2", ttl)
+        .await
+        .expect("claim"));
 }
 
 pub async fn insert_get_remove(s: Subject) {

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -16,6 +17,8 @@ use crate::util::ttl_map::TtlMap;
 
 pub struct MemoryStore {
     sessions: TtlMap<String, Arc<Session>>,
+    /// Logins' states already used (single use), until they expire.
+    used_states: TtlMap<String, ()>,
     /// Session ids of each user, oldest first (ids of sessions that ended
     /// are dropped lazily; see [`UserIndex`]).
     users: Mutex<UserIndex>,
@@ -37,6 +40,7 @@ impl MemoryStore {
     pub fn new(max_sessions: usize, max_per_user: usize, clock: Arc<dyn Clock>) -> Self {
         MemoryStore {
             sessions: TtlMap::new(max_sessions),
+            used_states: TtlMap::new(max_sessions),
             users: Mutex::new(UserIndex::default()),
             max_per_user: max_per_user.max(1),
             clock,
@@ -119,6 +123,17 @@ impl SessionStore for MemoryStore {
 
     async fn count(&self) -> Result<usize, StoreError> {
         Ok(self.sessions.len())
+    }
+
+    async fn claim_state(&self, state_key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let now = self.clock.now_millis();
+        if self.used_states.contains_key(state_key, now) {
+            return Ok(false);
+        }
+        let expires = now.saturating_add(ttl.as_millis() as u64);
+        self.used_states
+            .insert(state_key.to_string(), (), expires, now);
+        Ok(true)
     }
 }
 

@@ -88,6 +88,11 @@ pub trait SessionStore: Send + Sync + 'static {
     /// How many sessions are stored (for metrics).
     async fn count(&self) -> Result<usize, StoreError>;
 
+    /// Marks a login's OAuth `state` as used, for `ttl`: true the first
+    /// time, false ever after (a state is single-use on every instance).
+    /// `state_key` is a hash of the state, never the state itself.
+    async fn claim_state(&self, state_key: &str, ttl: Duration) -> Result<bool, StoreError>;
+
     /// Takes the session's refresh lease, waiting at most `wait` while
     /// another instance holds it (`Ok(None)`: still held). A store of one
     /// process grants it at once.

@@ -272,6 +272,9 @@ impl SessionStore for LeasedElsewhere {
     async fn count(&self) -> Result<usize, StoreError> {
         self.inner.count().await
     }
+    async fn claim_state(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.inner.claim_state(key, ttl).await
+    }
     async fn acquire_lease(
         &self,
         id: &str,

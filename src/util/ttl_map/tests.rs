@@ -342,7 +342,9 @@ fn run_against_model(seed: u64, capacity: usize, ops: usize) {
             }
             85..=94 => {
                 let want = match model.position(key) {
-                    Some(i) if model.entries[i].1.is_multiple_of(2) => Some(model.entries.remove(i).1),
+                    Some(i) if model.entries[i].1.is_multiple_of(2) => {
+                        Some(model.entries.remove(i).1)
+                    }
                     _ => None,
                 };
                 assert_eq!(
