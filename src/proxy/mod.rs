@@ -6,7 +6,9 @@
 //!    (`Authorization: Bearer`, see `api_token`). Without one: a browser is
 //!    redirected to login, any other client (and any bad token) gets 401
 //!    `login_required`.
-//! 3. The account named in the path must be one of the session's (else 403);
+//! 3. The path must follow `router::parse_api_path`'s grammar (else 400
+//!    `invalid_path`) and the method be one DocuSign uses (else 405). The
+//!    account named in the path must be one of the session's (else 403);
 //!    other paths go to the default account. Its REST host must have passed
 //!    `allowed_api_hosts` at login (else 502), and must resolve (else 502).
 //! 4. The session's access token must be usable: inside the refresh window
@@ -153,19 +155,14 @@ impl Gateway {
     ) -> Result<(), Reply> {
         let path = req.uri.path();
         let original = req.uri.path_and_query().map_or(path, |pq| pq.as_str());
+        router::check_method(&req.method)?;
         ctx.browser = wants_html(req);
         let session = match self.auth.caller(req).await {
             Caller::Session(session) => session,
             other => return Err(self.auth.login_required_for(&other, ctx.browser, original)),
         };
-        if router::has_dot_segment(path) {
-            return Err(Reply::error(
-                400,
-                "invalid_path",
-                "Paths with '.' or '..' segments are not forwarded.",
-            ));
-        }
-        let account = match router::account_in_path(path) {
+        let api_path = router::parse_api_path(path).map_err(router::PathError::reply)?;
+        let account = match api_path.account {
             Some(id) => session.account(id).ok_or_else(|| {
                 Reply::error(
                     403,
