@@ -74,9 +74,11 @@ async fn main() {
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public}\"\n\
              [docusign]\nauth_server = \"{}\"\nclient_id = \"demo-integration-key\"\n\
-             allowed_api_hosts = [\"127.0.0.2\", \"127.0.0.3\"]\nallow_plain_http = true\n\
+             allowed_api_hosts = [\"{}\", \"{}\"]\nallow_plain_http = true\n\
              [session]\nsecure_cookie = false\n[log]\nlevel = \"warn\"\n",
-            fake.account_server_url()
+            fake.account_server_url(),
+            fake.rest_host_url(0).trim_start_matches("http://"),
+            fake.rest_host_url(1).trim_start_matches("http://"),
         ),
     )
     .unwrap();

@@ -16,7 +16,8 @@
 //!    session (as in 2), a DocuSign outage without a usable token is 503.
 //! 5. The request is forwarded with `Host` and SNI of that REST host, the
 //!    session's DocuSign bearer token and without the gateway's cookies; the
-//!    response streams back untouched.
+//!    response streams back untouched, except `Set-Cookie` headers for the
+//!    gateway's own cookie names, which are dropped.
 //! 6. If DocuSign answers 401, the session is refreshed (once, shared with
 //!    concurrent requests) and the request replayed once with the new token;
 //!    a body too large to replay (over 64 KiB) gets DocuSign's 401 as it is.
@@ -141,7 +142,8 @@ impl Gateway {
     /// was loaded before the gateway was built).
     async fn readiness(&self) -> Reply {
         match tokio::time::timeout(Duration::from_secs(2), self.auth.sessions.count()).await {
-            Ok(sessions) => Reply::json(200, &json!({ "status": "ready", "sessions": sessions })),
+            // No session count: anyone may call /readyz (it is in the metrics).
+            Ok(_) => Reply::json(200, &json!({ "status": "ready" })),
             Err(_) => Reply::error(503, "not_ready", "The session store does not answer."),
         }
     }
@@ -354,7 +356,7 @@ impl ProxyHttp for Gateway {
         ctx.upstream_sent = Some(Instant::now());
         upstream_request.insert_header("Host", up.host.authority.as_str())?;
         upstream_request.insert_header("Authorization", format!("Bearer {}", bearer.expose()))?;
-        let kept = cookie_header(upstream_request).and_then(|c| self.auth.cookies.strip_own(c));
+        let kept = cookie_header(upstream_request).and_then(|c| self.auth.cookies.strip_own(&c));
         match kept {
             Some(c) => upstream_request.insert_header("Cookie", c)?,
             None => {
@@ -388,6 +390,7 @@ impl ProxyHttp for Gateway {
                 .with_label_values(&[up.host.authority.as_str()])
                 .observe(sent.elapsed().as_secs_f64());
         }
+        self.auth.cookies.strip_own_set_cookies(upstream_response)?;
         if upstream_response.status.as_u16() != 401 || ctx.replayed {
             return Ok(());
         }

@@ -180,7 +180,9 @@ pub struct Options {
     pub session_extra: String,
     pub docusign_extra: String,
     pub rust_log: String,
-    /// Override allowed_api_hosts (TOML array text).
+    /// Override allowed_api_hosts (TOML array text); `{rest0}`, `{rest1}`
+    /// stand for the fake's REST hosts (`127.0.0.2:PORT`). Patterns name
+    /// the port: without one only 443 would be allowed.
     pub allowed_api_hosts: String,
     /// Extra TOML lines appended to the [server] section.
     pub server_extra: String,
@@ -201,7 +203,7 @@ impl Default for Options {
             session_extra: String::new(),
             docusign_extra: String::new(),
             rust_log: "info".into(),
-            allowed_api_hosts: "[\"127.0.0.2\", \"127.0.0.3\"]".into(),
+            allowed_api_hosts: "[\"{rest0}\", \"{rest1}\"]".into(),
             server_extra: String::new(),
             extra_toml: String::new(),
         }
@@ -227,6 +229,12 @@ impl Env {
         let fake = FakeDocuSign::start(opts.fake)
             .await
             .expect("fake DocuSign starts");
+        let mut allowed = opts.allowed_api_hosts.clone();
+        for i in 0..fake.rest_host_count() {
+            let url = fake.rest_host_url(i);
+            let authority = url.trim_start_matches("http://").trim_end_matches('/');
+            allowed = allowed.replace(&format!("{{rest{i}}}"), authority);
+        }
         let toml = format!(
             r#"
 [server]
@@ -254,7 +262,7 @@ secure_cookie = false
 "#,
             auth = fake.account_server_url(),
             client_id = fake.config().client_id,
-            allowed = opts.allowed_api_hosts,
+            allowed = allowed,
             docusign_extra = opts.docusign_extra,
             session_extra = opts.session_extra,
             server_extra = opts.server_extra,
