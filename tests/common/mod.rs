@@ -75,6 +75,29 @@ impl GatewayProcess {
         None
     }
 
+    /// Wraps a gateway started with [`spawn_gateway`] (killed on drop, its
+    /// config file removed).
+    pub fn adopt(
+        child: Child,
+        url: &str,
+        logs: Arc<Mutex<String>>,
+        config_path: std::path::PathBuf,
+    ) -> GatewayProcess {
+        let addr = url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("url is http://ip:port");
+        GatewayProcess {
+            child,
+            url: url.to_string(),
+            addr,
+            logs,
+            config_path,
+            env: Vec::new(),
+            owns_config: true,
+        }
+    }
+
     /// Starts a second gateway with the same configuration and `--upgrade`:
     /// it takes the listening sockets over once this one gets SIGQUIT.
     pub fn spawn_upgrade(&self) -> GatewayProcess {
