@@ -363,16 +363,8 @@ impl ProxyHttp for Gateway {
                 upstream_request.remove_header("Cookie");
             }
         }
-        // Always origin-form, rebuilt from the path that was checked, under
-        // the base_uri's path if it has one: pingora keeps an absolute-form
-        // target verbatim for the wire unless the URI is set again.
-        let pq = upstream_request
-            .uri
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str());
-        let uri: http::Uri = format!("{}{pq}", up.host.path_prefix)
-            .parse()
-            .map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
+        let uri = router::upstream_target(&up.host.path_prefix, &upstream_request.uri)
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
         upstream_request.set_uri(uri);
         Ok(())
     }

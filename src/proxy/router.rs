@@ -147,6 +147,15 @@ pub fn parse_api_path(path: &str) -> Result<ApiPath<'_>, PathError> {
     Ok(ApiPath { version, account })
 }
 
+/// The request target sent to the REST host: always origin-form, the path
+/// and query that were checked, under the `base_uri`'s path prefix if it has
+/// one. (pingora keeps an absolute-form target verbatim for the wire unless
+/// the URI is set again, so it is always set.)
+pub fn upstream_target(path_prefix: &str, uri: &http::Uri) -> Option<http::Uri> {
+    let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    format!("{path_prefix}{pq}").parse().ok()
+}
+
 /// `v` + digits + optional `.` + digits.
 fn is_version(seg: &str) -> bool {
     let Some(num) = seg.strip_prefix('v') else {
@@ -302,6 +311,19 @@ mod tests {
             let path = path.replace("{id}", ID);
             assert_eq!(account(&path), *want, "{path}");
         }
+    }
+
+    #[test]
+    fn upstream_targets_are_origin_form_under_the_prefix() {
+        let id = format!("/restapi/v2.1/accounts/{ID}?a=1");
+        let uri: http::Uri = format!("http://evil.example:8443{id}").parse().unwrap();
+        assert_eq!(upstream_target("", &uri).unwrap().to_string(), id);
+        assert_eq!(
+            upstream_target("/base", &id.parse().unwrap())
+                .unwrap()
+                .to_string(),
+            format!("/base{id}")
+        );
     }
 
     #[test]
