@@ -82,7 +82,11 @@ async fn main() {
         ),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_docusign-gateway"))
+    // GATEWAY_TEST_BIN: a private copy, as in tests/common (a shared target
+    // dir's copy can be replaced by another worktree's build mid-run).
+    let bin = std::env::var_os("GATEWAY_TEST_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_docusign-gateway").into());
+    let child = Command::new(bin)
         .arg("--config")
         .arg(&config)
         .env("DSGW_DOCUSIGN_CLIENT_SECRET", "demo-client-secret")

@@ -124,6 +124,16 @@ impl Drop for GatewayProcess {
     }
 }
 
+/// The gateway binary under test: cargo's, or `GATEWAY_TEST_BIN` when set.
+/// Worktrees that share one `CARGO_TARGET_DIR` also share cargo's copy at
+/// `target/debug/docusign-gateway`, which a concurrent build in another
+/// worktree replaces mid-run; a private copy named here is immune to that.
+pub fn gateway_bin() -> std::path::PathBuf {
+    std::env::var_os("GATEWAY_TEST_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_docusign-gateway").into())
+}
+
 /// Runs the gateway binary with `config_toml` and extra environment, and
 /// collects its output.
 pub fn spawn_gateway(
@@ -154,7 +164,7 @@ fn spawn_binary(
     args: &[&str],
     env: &[(String, String)],
 ) -> (Child, Arc<Mutex<String>>) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_docusign-gateway"));
+    let mut cmd = Command::new(gateway_bin());
     cmd.arg("--config")
         .arg(config)
         .args(args)
