@@ -450,7 +450,7 @@ async fn is_default_as_string_is_honoured() {
 #[tokio::test]
 async fn base_uri_outside_allowed_hosts_never_gets_a_token() {
     let env = Env::start_with(Options {
-        allowed_api_hosts: "[\"127.0.0.2\"]".into(),
+        allowed_api_hosts: "[\"{rest0}\"]".into(),
         ..Options::default()
     })
     .await;

@@ -79,6 +79,30 @@ impl GatewayProcess {
         None
     }
 
+    /// Wraps a gateway started with [`spawn_gateway`] (killed on drop, its
+    /// config file removed).
+    pub fn adopt(
+        child: Child,
+        url: &str,
+        logs: Arc<Mutex<String>>,
+        config_path: std::path::PathBuf,
+    ) -> GatewayProcess {
+        let addr = url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("url is http://ip:port");
+        GatewayProcess {
+            child,
+            url: url.to_string(),
+            addr,
+            logs,
+            config_path,
+            env: Vec::new(),
+            owns_config: true,
+            sock_dir: None,
+        }
+    }
+
     /// Starts a second gateway with the same configuration and `--upgrade`:
     /// it takes the listening sockets over once this one gets SIGQUIT.
     pub fn spawn_upgrade(&self) -> GatewayProcess {
@@ -107,6 +131,16 @@ impl Drop for GatewayProcess {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// The gateway binary under test: cargo's, or `GATEWAY_TEST_BIN` when set.
+/// Worktrees that share one `CARGO_TARGET_DIR` also share cargo's copy at
+/// `target/debug/docusign-gateway`, which a concurrent build in another
+/// worktree replaces mid-run; a private copy named here is immune to that.
+pub fn gateway_bin() -> std::path::PathBuf {
+    std::env::var_os("GATEWAY_TEST_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_docusign-gateway").into())
 }
 
 /// Runs the gateway binary with `config_toml` and extra environment, and
@@ -139,7 +173,7 @@ fn spawn_binary(
     args: &[&str],
     env: &[(String, String)],
 ) -> (Child, Arc<Mutex<String>>) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_docusign-gateway"));
+    let mut cmd = Command::new(gateway_bin());
     cmd.arg("--config")
         .arg(config)
         .args(args)
@@ -188,7 +222,9 @@ pub struct Options {
     pub session_extra: String,
     pub docusign_extra: String,
     pub rust_log: String,
-    /// Override allowed_api_hosts (TOML array text).
+    /// Override allowed_api_hosts (TOML array text); `{rest0}`, `{rest1}`
+    /// stand for the fake's REST hosts (`127.0.0.2:PORT`). Patterns name
+    /// the port: without one only 443 would be allowed.
     pub allowed_api_hosts: String,
     /// Extra TOML lines appended to the [server] section.
     pub server_extra: String,
@@ -209,7 +245,7 @@ impl Default for Options {
             session_extra: String::new(),
             docusign_extra: String::new(),
             rust_log: "info".into(),
-            allowed_api_hosts: "[\"127.0.0.2\", \"127.0.0.3\"]".into(),
+            allowed_api_hosts: "[\"{rest0}\", \"{rest1}\"]".into(),
             server_extra: String::new(),
             extra_toml: String::new(),
         }
@@ -238,6 +274,12 @@ impl Env {
         // A directory of its own: the gateway creates it 0700 (it refuses a
         // directory that others can write, such as the temp dir).
         let sock_dir = unique_temp_path("sockdir");
+        let mut allowed = opts.allowed_api_hosts.clone();
+        for i in 0..fake.rest_host_count() {
+            let url = fake.rest_host_url(i);
+            let authority = url.trim_start_matches("http://").trim_end_matches('/');
+            allowed = allowed.replace(&format!("{{rest{i}}}"), authority);
+        }
         let toml = format!(
             r#"
 [server]
@@ -265,7 +307,7 @@ secure_cookie = false
 "#,
             auth = fake.account_server_url(),
             client_id = fake.config().client_id,
-            allowed = opts.allowed_api_hosts,
+            allowed = allowed,
             docusign_extra = opts.docusign_extra,
             // Most tests revoke tokens right after login and expect the
             // refresh + replay; the minimum interval has tests of its own.
