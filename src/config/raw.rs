@@ -33,6 +33,7 @@ pub(super) struct RawServer {
     pub(super) grace_period_secs: u64,
     /// Unset: [`default_upgrade_sock`], filled in by [`RawConfig::parse`].
     pub(super) upgrade_sock: Option<String>,
+    pub(super) allowed_origins: Vec<String>,
 }
 
 impl Default for RawServer {
@@ -44,6 +45,7 @@ impl Default for RawServer {
             metrics_listen: None,
             grace_period_secs: 10,
             upgrade_sock: None,
+            allowed_origins: Vec::new(),
         }
     }
 }

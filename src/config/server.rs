@@ -25,6 +25,9 @@ pub struct ServerConfig {
     /// process on a zero-downtime upgrade. Its directory must be writable by
     /// the gateway's user only (checked, or created 0700, at start).
     pub upgrade_sock: PathBuf,
+    /// Origins besides `public_url`'s from which cookie-authenticated
+    /// unsafe requests (POST, PUT, PATCH, DELETE) are accepted.
+    pub allowed_origins: Vec<url::Origin>,
 }
 
 /// Where the upgrade socket goes when `server.upgrade_sock` is unset: in a
@@ -92,7 +95,26 @@ pub(super) fn validate(raw: RawServer, origins: &Origins) -> Result<ServerConfig
         metrics_listen,
         grace_period,
         upgrade_sock: upgrade_sock.into(),
+        allowed_origins: allowed_origins(&raw.allowed_origins, origins)?,
     })
+}
+
+/// `server.allowed_origins`: `scheme://host[:port]`, nothing more.
+fn allowed_origins(list: &[String], origins: &Origins) -> Result<Vec<url::Origin>, ConfigError> {
+    const KEY: &str = "server.allowed_origins";
+    const EXPECTED: &str =
+        "expected origins such as \"https://app.example.com\" (scheme, host and port only)";
+    list.iter()
+        .map(|text| {
+            let url = Url::parse(text)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .filter(|u| u.path() == "/" && u.query().is_none() && u.username().is_empty())
+                .filter(|_| !text.ends_with('/'));
+            url.map(|u| u.origin())
+                .ok_or_else(|| ConfigError::invalid(KEY, EXPECTED, text, origins))
+        })
+        .collect()
 }
 
 fn socket_addr(
