@@ -84,7 +84,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => load(&cli.config).and_then(|cfg| {
             logging::init(cfg.log.format, &cfg.log.level);
-            docusign_gateway::server::run(cfg, cli.upgrade)
+            docusign_gateway::server::run(cfg, cli.upgrade).map_err(|e| e.to_string())
         }),
         Command::Check => check(&cli.config),
         Command::Health { addr } => health(&cli.config, addr),
