@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use docusign_gateway::config::{self, Config, LogFormat, RawConfig};
 use docusign_gateway::ops::logging;
+use docusign_gateway::server::tls;
 #[cfg(feature = "fake")]
 use fake_docusign::{FakeConfig, FakeDocuSign};
 
@@ -133,12 +134,47 @@ fn check(path: &Path) -> Result<(), String> {
     let cfg = Config::from_raw(raw.clone()).map_err(|e| e.to_string())?;
     docusign_gateway::server::check_upgrade_dir(&cfg.server.upgrade_sock)
         .map_err(|e| e.to_string())?;
+    let tls = match &cfg.server.tls {
+        Some(files) => Some(tls::check_tls(files).map_err(|e| e.to_string())?),
+        None => None,
+    };
     println!("# {}: valid", path.display());
+    print_tls(&cfg, tls.as_ref());
     println!("# effective configuration (file + DSGW_* variables + defaults), secrets masked");
     println!("# OAuth server: {}", cfg.docusign.auth_server);
     println!("# redirect URI to register: {}", cfg.redirect_uri());
     print!("{}", raw.masked_toml());
     Ok(())
+}
+
+/// The certificate in use (never the key), and TLS warnings.
+fn print_tls(cfg: &Config, tls: Option<&tls::CertInfo>) {
+    const SOON_SECS: i64 = 14 * 24 * 3600;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    match tls {
+        Some(c) => {
+            println!("# TLS on server.listen: certificate subject {}", c.subject);
+            println!("# TLS names: {}", c.names.join(", "));
+            println!(
+                "# TLS certificate expires at {} (Unix), in {} days; chain of {}",
+                c.not_after,
+                (c.not_after - now) / 86_400,
+                c.chain_len
+            );
+            if c.not_after - now < SOON_SECS {
+                eprintln!("warning: server.tls_cert_file expires within 14 days; renew it and hand over with --upgrade");
+            }
+        }
+        None if cfg.server.public_url.scheme() == "https" && cfg.session.secure_cookie => {
+            eprintln!(
+                "warning: server.public_url is https:// but server.tls_cert_file is unset: \
+                 expected behind a TLS terminator (the Secure cookie needs HTTPS in front)"
+            );
+        }
+        None => {}
+    }
 }
 
 fn health(path: &Path, addr: Option<SocketAddr>) -> Result<(), String> {

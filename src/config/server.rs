@@ -28,6 +28,36 @@ pub struct ServerConfig {
     /// Origins besides `public_url`'s from which cookie-authenticated
     /// unsafe requests (POST, PUT, PATCH, DELETE) are accepted.
     pub allowed_origins: Vec<url::Origin>,
+    /// HTTPS on `listen` (certificate chain and key, PEM); plain HTTP when
+    /// unset. The files themselves are checked at start (`server::tls`).
+    pub tls: Option<TlsFiles>,
+}
+
+/// `server.tls_cert_file` and `server.tls_key_file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// Both TLS files or neither.
+fn tls_files(cert: Option<String>, key: Option<String>) -> Result<Option<TlsFiles>, ConfigError> {
+    let set = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    match (set(cert), set(key)) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert_file: cert.into(),
+            key_file: key.into(),
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::new(
+            "server.tls_key_file",
+            "missing: server.tls_cert_file is set, and TLS needs both the certificate and its key",
+        )),
+        (None, Some(_)) => Err(ConfigError::new(
+            "server.tls_cert_file",
+            "missing: server.tls_key_file is set, and TLS needs both the certificate and its key",
+        )),
+    }
 }
 
 /// Where the upgrade socket goes when `server.upgrade_sock` is unset: in a
@@ -96,6 +126,7 @@ pub(super) fn validate(raw: RawServer, origins: &Origins) -> Result<ServerConfig
         grace_period,
         upgrade_sock: upgrade_sock.into(),
         allowed_origins: allowed_origins(&raw.allowed_origins, origins)?,
+        tls: tls_files(raw.tls_cert_file, raw.tls_key_file)?,
     })
 }
 

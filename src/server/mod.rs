@@ -3,6 +3,7 @@
 
 #[cfg(feature = "fake")]
 pub mod demo;
+pub mod tls;
 mod upgrade_dir;
 
 pub use upgrade_dir::{check_upgrade_dir, prepare_upgrade_dir};
@@ -28,6 +29,13 @@ pub enum ServerError {
 /// refuses one that group or others can write.
 pub fn build(cfg: Config, upgrade: bool) -> Result<Server, ServerError> {
     prepare_upgrade_dir(&cfg.server.upgrade_sock)?;
+    let tls = match &cfg.server.tls {
+        Some(files) => {
+            tls::check_tls(files)?;
+            Some(tls::settings(files)?)
+        }
+        None => None,
+    };
     let grace = cfg.server.grace_period.as_secs();
     let conf = ServerConf {
         threads: cfg.server.threads,
@@ -55,7 +63,10 @@ pub fn build(cfg: Config, upgrade: bool) -> Result<Server, ServerError> {
         gateway,
         "docusign-gateway",
     );
-    service.add_tcp(&listen.to_string());
+    match tls {
+        Some(settings) => service.add_tls_with_settings(&listen.to_string(), None, settings),
+        None => service.add_tcp(&listen.to_string()),
+    }
     server.add_service(service);
     if let Some(addr) = metrics_listen {
         let mut metrics = pingora_prometheus::prometheus_http_service();
