@@ -245,17 +245,22 @@ pub struct TestTls {
 
 impl TestTls {
     pub fn new() -> TestTls {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
         let ca_key = KeyPair::generate().expect("CA key");
         let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Distinct names, or OpenSSL takes the leaf for a self-signed one.
+        ca.distinguished_name
+            .push(DnType::CommonName, "docusign-gateway test CA");
         let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
         let issuer = Issuer::new(ca, ca_key);
         let key = KeyPair::generate().expect("key");
-        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .expect("params")
-            .signed_by(&key, &issuer)
-            .expect("certificate");
+        let mut leaf =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+                .expect("params");
+        leaf.distinguished_name
+            .push(DnType::CommonName, "docusign-gateway test");
+        let leaf = leaf.signed_by(&key, &issuer).expect("certificate");
         let dir = unique_temp_path("tls");
         std::fs::create_dir_all(&dir).expect("tls dir");
         let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
