@@ -138,4 +138,87 @@ fn check_describes_the_certificate_and_refuses_bad_pairs() {
     assert!(!ok && text.contains("server.tls_key_file"), "{text}");
     let (ok, text) = check_with(&line(&tls.dir.join("missing.pem"), &tls.key_file));
     assert!(!ok && text.contains("server.tls_cert_file"), "{text}");
+    // https:// without TLS here, with the Secure cookie: fine behind a
+    // terminator, and check says so.
+    let (ok, text) = check_with("");
+    assert!(
+        ok && text.contains("warning") && text.contains("TLS terminator"),
+        "{text}"
+    );
+}
+
+/// An upgrade (how a renewed certificate is picked up) over TLS loses no
+/// request: the new process loads the certificate files again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_over_tls_loses_no_request() {
+    use std::time::{Duration, Instant};
+    let mut env = Env::start_with(Options {
+        tls: Some(TestTls::new()),
+        server_extra: "grace_period_secs = 2".into(),
+        ..Options::default()
+    })
+    .await;
+    let ca = reqwest::Certificate::from_pem(ca_of(&env).as_bytes()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let url = env.url("/healthz");
+    let stream = tokio::spawn(async move {
+        let (mut ok, mut failed) = (0u32, Vec::new());
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            match client.get(&url).send().await {
+                Ok(r) if r.status() == 200 => ok += 1,
+                Ok(r) => failed.push(format!("status {}", r.status())),
+                Err(e) => failed.push(e.to_string()),
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        (ok, failed)
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let new = env.gw.spawn_upgrade();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    env.gw.signal("QUIT");
+    let old_exit = tokio::task::block_in_place(|| env.gw.wait_exit(Duration::from_secs(20)));
+    let (ok, failed) = stream.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "lost requests: {failed:?}\nnew:\n{}",
+        new.logs()
+    );
+    assert!(ok > 50, "a steady stream ({ok} requests)");
+    assert!(old_exit.is_some(), "the old process exited");
+    assert_eq!(
+        env.client
+            .get(env.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+/// The container health check (`docusign-gateway health`) speaks TLS to a
+/// TLS listener.
+#[tokio::test]
+async fn the_health_command_probes_an_https_listener() {
+    let env = tls_env().await;
+    let config = env.gw.config_path.clone();
+    let secret = env.fake.config().client_secret.clone();
+    let status = tokio::task::spawn_blocking(move || {
+        Command::new(gateway_bin())
+            .args(["health", "--config", config.to_str().unwrap()])
+            .env("DSGW_DOCUSIGN_CLIENT_SECRET", secret)
+            .env("DSGW_SESSION_SECRET", SECRET)
+            .status()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(status.success());
 }
