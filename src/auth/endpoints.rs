@@ -7,6 +7,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::{cross_site, pages, store_unavailable, Auth, Caller};
+use crate::crypto::api_token::SERVICE_SID_PREFIX;
 use crate::util::ids::log_id;
 use crate::util::paths::SESSION_PATH;
 use crate::web::reply::Reply;
@@ -39,6 +40,7 @@ pub async fn session_info(gw: &Auth, req: &RequestHeader) -> Reply {
     Reply::json(
         200,
         &json!({
+            "service": session.id.strip_prefix(SERVICE_SID_PREFIX),
             "user": session.user,
             "accounts": accounts,
             "default_account_id": session.default_account().map(|a| a.account_id.clone()),
@@ -96,7 +98,7 @@ pub async fn logout(gw: &Auth, req: &RequestHeader) -> Reply {
         }
         Caller::StoreUnavailable => return store_unavailable(),
         Caller::CrossSite => return cross_site(),
-        Caller::Anonymous | Caller::BadToken => {}
+        Caller::Anonymous | Caller::BadToken | Caller::ServiceRefused(_) => {}
     }
     let reply = if wants_html(req) {
         Reply::page(

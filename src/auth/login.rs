@@ -35,6 +35,7 @@ pub fn login(gw: &Auth, req: &RequestHeader) -> Reply {
             pkce_verifier: verifier,
             return_to,
             expires_at: now.saturating_add(timeout.as_secs()),
+            consent_for: None,
         },
         now,
     );
@@ -74,6 +75,9 @@ pub async fn callback(gw: &Auth, req: &RequestHeader) -> Reply {
     };
     gw.logins.finished(&state);
     let remaining = logins.set_cookie(&gw.cookies, gw.cfg.session.login_timeout);
+    if let Some(service) = &pending.consent_for {
+        return super::consent::given(service, remaining);
+    }
     complete(gw, req, &code, &pending, remaining).await
 }
 

@@ -5,12 +5,14 @@
 //! in progress, the cookie and token codecs and the DocuSign client. The
 //! request path (`proxy`) asks it; it never asks the request path.
 
+mod consent;
 mod endpoints;
 mod login;
 mod origin;
 pub mod pages;
 pub mod pending;
 pub mod return_to;
+pub mod service;
 
 use std::sync::Arc;
 
@@ -18,10 +20,11 @@ use pingora::http::RequestHeader;
 use serde_json::json;
 
 pub use endpoints::{logout, mint_token, session_info};
+pub use consent::consent;
 pub use login::{callback, login};
 
 use crate::config::Config;
-use crate::crypto::api_token::ApiTokens;
+use crate::crypto::api_token::{service_sid, ApiTokens, Claims};
 use crate::crypto::cookies::CookieCodec;
 use crate::docusign::api_host::HostPolicy;
 use crate::docusign::AccountServer;
@@ -44,6 +47,9 @@ pub enum Caller {
     StoreUnavailable,
     /// A session cookie on an unsafe request from another site.
     CrossSite,
+    /// A valid service token whose service cannot act now: this answer
+    /// (consent required, grant refused, DocuSign unavailable).
+    ServiceRefused(Reply),
 }
 
 /// Authentication's shared state; one instance serves every request.
@@ -57,6 +63,7 @@ pub struct Auth {
     pub api_tokens: ApiTokens,
     pub clock: Arc<dyn Clock>,
     pub origins: OriginPolicy,
+    pub services: service::Services,
 }
 
 /// 403 for a cookie-authenticated unsafe request from another site.
@@ -103,10 +110,28 @@ impl Auth {
         let Some(claims) = self.api_tokens.verify(token) else {
             return Caller::BadToken;
         };
+        if let Some(name) = &claims.svc {
+            return self.service_caller(name, &claims).await;
+        }
         match self.sessions.get(&claims.sid).await {
             Ok(Some(session)) if session.user.sub == claims.sub => Caller::Session(session),
             Ok(_) => Caller::BadToken,
             Err(_) => Caller::StoreUnavailable,
+        }
+    }
+
+    /// The session of a service token's service, unless the token was issued
+    /// before the service's `not_before` or names another user.
+    async fn service_caller(&self, name: &str, claims: &Claims) -> Caller {
+        let Some(cfg) = self.services.config(name) else {
+            return Caller::BadToken;
+        };
+        if claims.iat < cfg.not_before || claims.sub != cfg.user_id || claims.sid != service_sid(name) {
+            return Caller::BadToken;
+        }
+        match self.services.session(name, None).await {
+            Ok(session) => Caller::Session(session),
+            Err(reply) => Caller::ServiceRefused(reply),
         }
     }
 
@@ -127,6 +152,7 @@ impl Auth {
         match caller {
             Caller::StoreUnavailable => return store_unavailable(),
             Caller::CrossSite => return cross_site(),
+            Caller::ServiceRefused(reply) => return reply.clone(),
             _ => {}
         }
         let login_url = self.cfg.public_link(LOGIN_PATH);

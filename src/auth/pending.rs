@@ -36,6 +36,10 @@ pub struct PendingLogin {
     pub return_to: String,
     /// Unix seconds.
     pub expires_at: u64,
+    /// Set when this is a service's consent (`/auth/consent`), not a login:
+    /// the callback then creates no session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_for: Option<String>,
 }
 
 /// Why a callback's state was refused.

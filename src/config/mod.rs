@@ -20,6 +20,7 @@ mod log;
 mod range;
 mod raw;
 mod server;
+mod service;
 mod session;
 mod urls;
 
@@ -29,6 +30,7 @@ pub use hosts::HostPattern;
 pub use log::{LogConfig, LogFormat};
 pub use raw::{DefaultValue, RawConfig};
 pub use server::{default_upgrade_sock, ServerConfig, TlsFiles};
+pub use service::{parse_rsa_pem, ServiceConfig};
 pub use session::SessionConfig;
 
 use std::path::Path;
@@ -52,6 +54,8 @@ pub struct Config {
     pub docusign: DocusignConfig,
     pub session: SessionConfig,
     pub log: LogConfig,
+    /// `[[service]]`: back-end services using the JWT grant.
+    pub services: Vec<ServiceConfig>,
 }
 
 impl Config {
@@ -78,17 +82,20 @@ impl Config {
             docusign,
             session,
             log,
+            services,
             origins,
         } = raw;
         let server = server::validate(server, &origins)?;
         let log = log::validate(log, &origins)?;
         let docusign = docusign::validate(docusign, &server.public_url, &origins)?;
         let session = session::validate(session)?;
+        let services = service::validate(services)?;
         Ok(Config {
             server,
             docusign,
             session,
             log,
+            services,
         })
     }
 
@@ -101,6 +108,11 @@ impl Config {
     /// token's lifetime.
     pub fn session_lifetime(&self) -> Duration {
         self.session.ttl.min(self.docusign.refresh_token_ttl)
+    }
+
+    /// The `[[service]]` named `name`.
+    pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
+        self.services.iter().find(|s| s.name == name)
     }
 
     /// `public_url` joined with an absolute path, e.g. `/auth/login`.

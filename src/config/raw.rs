@@ -18,6 +18,9 @@ pub struct RawConfig {
     pub(super) docusign: RawDocusign,
     pub(super) session: RawSession,
     pub(super) log: RawLog,
+    /// `[[service]]`: back-end services using the JWT grant.
+    #[serde(rename = "service", skip_serializing_if = "Vec::is_empty")]
+    pub(super) services: Vec<super::service::RawService>,
     /// Which keys the environment set (errors never quote those values).
     #[serde(skip)]
     pub(super) origins: Origins,

@@ -20,11 +20,27 @@ pub struct Claims {
     pub aud: String,
     /// The DocuSign user id.
     pub sub: String,
-    /// The session id.
+    /// The session id; `service:<name>` for a service's token.
     pub sid: String,
     pub iat: u64,
     pub exp: u64,
+    /// The `[[service]]` a service token acts for; absent on a session's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub svc: Option<String>,
 }
+
+/// The `sid` of a service's gateway tokens (and the id of its session).
+pub fn service_sid(name: &str) -> String {
+    format!("{SERVICE_SID_PREFIX}{name}")
+}
+
+/// Whether a session id is a service's.
+pub fn is_service(sid: &str) -> bool {
+    sid.starts_with(SERVICE_SID_PREFIX)
+}
+
+/// What marks a session id as a service's.
+pub const SERVICE_SID_PREFIX: &str = "service:";
 
 pub struct ApiTokens {
     encoding: EncodingKey,
@@ -62,6 +78,31 @@ impl ApiTokens {
             sid: sid.to_string(),
             iat: now,
             exp,
+            svc: None,
+        };
+        let token =
+            encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).unwrap_or_default();
+        (token, exp)
+    }
+
+    /// A token for the `[[service]]` `name` acting as DocuSign user `user_id`,
+    /// living `ttl_secs` (the configured default when `None`).
+    pub fn mint_service(
+        &self,
+        name: &str,
+        user_id: &str,
+        now: u64,
+        ttl_secs: Option<u64>,
+    ) -> (String, u64) {
+        let exp = now.saturating_add(ttl_secs.unwrap_or(self.ttl_secs));
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: AUDIENCE.to_string(),
+            sub: user_id.to_string(),
+            sid: service_sid(name),
+            iat: now,
+            exp,
+            svc: Some(name.to_string()),
         };
         let token =
             encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).unwrap_or_default();
@@ -185,6 +226,20 @@ mod tests {
         assert!(t.verify(&at_exp).is_none());
         let (next, _) = t.mint("u", "s", now, now + 2);
         assert!(t.verify(&next).is_some());
+    }
+
+    #[test]
+    fn service_tokens_name_their_service() {
+        let t = tokens();
+        let now = now_unix();
+        let (jwt, exp) = t.mint_service("backend", "u-guid", now, Some(60));
+        assert_eq!(exp, now + 60);
+        let c = t.verify(&jwt).unwrap();
+        assert_eq!(c.svc.as_deref(), Some("backend"));
+        assert_eq!(c.sid, "service:backend");
+        assert_eq!(c.iat, now);
+        let (session_jwt, _) = t.mint("user", "sid-1", now, now + 100);
+        assert_eq!(t.verify(&session_jwt).unwrap().svc, None);
     }
 
     #[test]

@@ -18,6 +18,9 @@ use url::Url;
 
 use async_trait::async_trait;
 
+use jsonwebtoken::EncodingKey;
+
+use super::jwt::{audience, JwtGrant};
 use super::AccountServer;
 use crate::config::Config;
 use crate::docusign::bounded::{BoundedHttp, FetchError};
@@ -113,6 +116,7 @@ pub struct DocuSignClient {
     http: BoundedHttp,
     userinfo_url: Url,
     scopes: Vec<String>,
+    jwt: JwtGrant,
 }
 
 impl DocuSignClient {
@@ -143,6 +147,11 @@ impl DocuSignClient {
             http: BoundedHttp::new(http),
             userinfo_url,
             scopes: cfg.docusign.scopes.clone(),
+            jwt: JwtGrant {
+                client_id: cfg.docusign.client_id.clone(),
+                token_url: Url::parse(&format!("{base}/oauth/token")).map_err(endpoint)?,
+                audience: audience(&cfg.docusign.auth_server),
+            },
         })
     }
 }
@@ -187,6 +196,16 @@ impl AccountServer for DocuSignClient {
     }
 
     /// `/oauth/userinfo`: the user and their accounts with their REST hosts.
+    async fn jwt_grant(
+        &self,
+        user_id: &str,
+        scopes: &[String],
+        key: &EncodingKey,
+    ) -> Result<TokenSet, OAuthError> {
+        let assertion = self.jwt.assertion(user_id, scopes, key, now_unix())?;
+        self.jwt.request(&self.http, &assertion).await
+    }
+
     async fn userinfo(&self, access_token: &Secret) -> Result<UserInfo, OAuthError> {
         let response = self
             .http

@@ -7,8 +7,10 @@
 pub mod api_host;
 pub mod bounded;
 mod client;
+pub mod jwt;
 
 use async_trait::async_trait;
+use jsonwebtoken::EncodingKey;
 use url::Url;
 
 pub use client::*;
@@ -26,6 +28,21 @@ pub trait AccountServer: Send + Sync + 'static {
 
     /// The refresh grant: a new access token and a new refresh token.
     async fn refresh(&self, refresh_token: &Secret) -> Result<TokenSet, OAuthError>;
+
+    /// The JWT grant: an access token for DocuSign user `user_id` (no
+    /// refresh token). An account server that does not offer it refuses.
+    async fn jwt_grant(
+        &self,
+        user_id: &str,
+        scopes: &[String],
+        key: &EncodingKey,
+    ) -> Result<TokenSet, OAuthError> {
+        let _ = (user_id, scopes, key);
+        Err(OAuthError::Rejected {
+            error: "unsupported_grant_type".into(),
+            description: None,
+        })
+    }
 
     /// `/oauth/userinfo`: the user and their accounts with their REST hosts.
     async fn userinfo(&self, access_token: &Secret) -> Result<UserInfo, OAuthError>;

@@ -13,6 +13,7 @@ use super::router::{self, Route};
 use super::Gateway;
 use crate::auth::{self, store_unavailable, Caller};
 use crate::session::refresh::Freshness;
+use crate::crypto::api_token::is_service;
 use crate::session::{Account, Session};
 use crate::web::reply::Reply;
 use crate::web::request::wants_html;
@@ -40,6 +41,7 @@ impl Gateway {
             Route::SessionInfo => auth::session_info(auth, req).await,
             Route::Logout => auth::logout(auth, req).await,
             Route::Token => auth::mint_token(auth, req).await,
+            Route::Consent => auth::consent(auth, req),
             Route::NotFound => Reply::error(
                 404,
                 "not_found",
@@ -86,9 +88,14 @@ impl Gateway {
         let upstream = self
             .upstream_for(account_of(&session, api_path.account)?)
             .await?;
-        let session = match self.refresher.fresh(&session, None).await {
-            Freshness::Ready(session) => session,
-            other => return Err(self.not_fresh(other, browser, original)),
+        // A service's session comes fresh from `Auth::caller` (service mode).
+        let session = if is_service(&session.id) {
+            session
+        } else {
+            match self.refresher.fresh(&session, None).await {
+                Freshness::Ready(session) => session,
+                other => return Err(self.not_fresh(other, browser, original)),
+            }
         };
         Ok(Forwarding {
             session,

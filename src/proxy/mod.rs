@@ -52,6 +52,7 @@ pub use ctx::{Forwarding, Replay, RequestCtx, Upstream};
 pub use decide::Decision;
 
 use crate::auth::pending::PendingLogins;
+use crate::auth::service::Services;
 use crate::auth::{Auth, OriginPolicy};
 use crate::config::Config;
 use crate::crypto::api_token::ApiTokens;
@@ -61,6 +62,7 @@ use crate::docusign::{AccountServer, ClientError, DocuSignClient};
 use crate::ops::metrics::{self, metrics};
 use crate::session::refresh::{RefreshPolicy, Refresher};
 use crate::session::{MemoryStore, SessionStore};
+use crate::util::paths::CONSENT_PATH;
 use crate::util::time::{system_clock, Clock};
 use resolver::Resolver;
 
@@ -126,6 +128,19 @@ impl Gateway {
         metrics::register_live_gauge("dsgw_pending_logins", "Logins in progress", move || {
             pending.len() as i64
         });
+        let host_policy = HostPolicy {
+            allowed: cfg.docusign.allowed_api_hosts.clone(),
+            allow_plain_http: cfg.docusign.allow_plain_http,
+        };
+        let services = Services::new(
+            &cfg.services,
+            parts.account_server.clone(),
+            host_policy.clone(),
+            parts.clock.clone(),
+            policy.window,
+            policy.wait_limit,
+            cfg.public_link(&format!("{CONSENT_PATH}?service=")),
+        );
         let auth = Auth {
             api_tokens: ApiTokens::new(
                 cfg.session.secret.expose().as_bytes(),
@@ -135,10 +150,8 @@ impl Gateway {
             sessions: parts.sessions,
             logins,
             cookies: CookieCodec::new(&cfg.session),
-            policy: HostPolicy {
-                allowed: cfg.docusign.allowed_api_hosts.clone(),
-                allow_plain_http: cfg.docusign.allow_plain_http,
-            },
+            policy: host_policy,
+            services,
             docusign: parts.account_server,
             clock: parts.clock,
             origins: OriginPolicy::new(&cfg.server.public_url, &cfg.server.allowed_origins),

@@ -9,7 +9,10 @@ use super::ctx::{Replay, RequestCtx};
 use super::Gateway;
 use crate::ops::metrics::metrics;
 use crate::session::refresh::Freshness;
+use crate::crypto::api_token::SERVICE_SID_PREFIX;
+use crate::session::Session;
 use crate::util::ids::log_id;
+use crate::web::reply::Reply;
 
 impl Gateway {
     /// Returns `Ok` to pass DocuSign's 401 through, or an error that replays
@@ -26,6 +29,14 @@ impl Gateway {
         };
         ctx.replay = Replay::Done;
         let used = forwarding.session.clone();
+        if let Some(name) = used.id.strip_prefix(SERVICE_SID_PREFIX) {
+            let outcome = self
+                .auth
+                .services
+                .session(name, Some(used.tokens.generation))
+                .await;
+            return self.replay_service(replayable, outcome, ctx);
+        }
         let outcome = self
             .refresher
             .fresh(&used, Some(used.tokens.generation))
@@ -59,5 +70,46 @@ impl Gateway {
         let mut e = Error::explain(ErrorType::Custom(etype), why);
         e.set_retry(false);
         Err(e)
+    }
+}
+
+impl Gateway {
+    /// Step 6 for a service: a new token was minted (replay with it), or
+    /// the mint failed (its answer ends the request).
+    fn replay_service(
+        &self,
+        replayable: bool,
+        outcome: std::result::Result<std::sync::Arc<Session>, Reply>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if !replayable {
+            return Ok(());
+        }
+        let Some(forwarding) = ctx.forwarding.as_mut() else {
+            return Ok(());
+        };
+        match outcome {
+            Ok(session) => {
+                forwarding.session = session;
+                ctx.replay = Replay::Pending;
+                metrics().replays.inc();
+                info!(service = %forwarding.session.id, "replaying after DocuSign answered 401");
+                let mut e = Error::explain(
+                    ErrorType::Custom("docusign_401"),
+                    "replay with a new service token",
+                );
+                e.set_retry(true);
+                Err(e)
+            }
+            Err(reply) => {
+                ctx.replay = Replay::Failed(reply);
+                let mut e = Error::explain(
+                    ErrorType::Custom("service_token"),
+                    "service token unavailable",
+                );
+                e.set_retry(false);
+                Err(e)
+            }
+        }
     }
 }

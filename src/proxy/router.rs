@@ -14,6 +14,8 @@ pub enum Route {
     Logout,
     /// Mints a gateway API token.
     Token,
+    /// Sends a service's DocuSign user to consent (service mode).
+    Consent,
     /// Forwarded to a DocuSign REST host.
     Api,
     NotFound,
@@ -27,6 +29,7 @@ pub fn route(path: &str, callback_path: &str) -> Route {
         SESSION_PATH => Route::SessionInfo,
         LOGOUT_PATH => Route::Logout,
         TOKEN_PATH => Route::Token,
+        CONSENT_PATH => Route::Consent,
         p if p == callback_path => Route::Callback,
         p if p.starts_with(API_PREFIX) => Route::Api,
         _ => Route::NotFound,

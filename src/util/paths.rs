@@ -7,6 +7,8 @@ pub const LOGIN_PATH: &str = "/auth/login";
 pub const SESSION_PATH: &str = "/auth/session";
 pub const LOGOUT_PATH: &str = "/auth/logout";
 pub const TOKEN_PATH: &str = "/auth/token";
+/// Where a service's DocuSign user is sent to consent to impersonation.
+pub const CONSENT_PATH: &str = "/auth/consent";
 pub const HEALTH_PATH: &str = "/healthz";
 pub const READY_PATH: &str = "/readyz";
 
@@ -17,6 +19,7 @@ pub fn is_reserved_path(path: &str) -> bool {
         SESSION_PATH,
         LOGOUT_PATH,
         TOKEN_PATH,
+        CONSENT_PATH,
         HEALTH_PATH,
         READY_PATH,
     ]

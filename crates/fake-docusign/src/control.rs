@@ -8,6 +8,7 @@
 //! - `POST /_fake/access-token-ttl?secs=N`
 //! - `POST /_fake/deny-consent?deny=true|false`
 //! - `POST /_fake/token-endpoint?mode=normal|error|delay&ms=N`
+//! - `POST /_fake/jwt-public-key` (body: an RSA public key, PEM)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_fake/access-token-ttl", post(access_token_ttl))
         .route("/_fake/deny-consent", post(deny_consent))
         .route("/_fake/token-endpoint", post(token_endpoint))
+        .route("/_fake/jwt-public-key", post(jwt_public_key))
 }
 
 fn ok(value: Value) -> Response {
@@ -98,4 +100,12 @@ async fn token_endpoint(State(shared): State<Arc<Shared>>, RawQuery(query): RawQ
     };
     shared.lock().token_mode = mode;
     ok(json!({"token_endpoint": format!("{mode:?}")}))
+}
+
+async fn jwt_public_key(State(shared): State<Arc<Shared>>, body: String) -> Response {
+    if jsonwebtoken::DecodingKey::from_rsa_pem(body.as_bytes()).is_err() {
+        return bad_request("the body must be an RSA public key in PEM");
+    }
+    shared.lock().jwt_public_keys.push(body);
+    ok(json!({"jwt_public_keys": shared.lock().jwt_public_keys.len()}))
 }

@@ -10,6 +10,7 @@
 
 mod control;
 mod envelopes;
+mod jwt;
 mod oauth;
 mod records;
 mod reply;
@@ -289,6 +290,24 @@ impl FakeDocuSign {
     /// makes `/oauth/auth` answer 500 until a known one is set.
     pub fn set_consenting_user(&self, sub: &str) {
         self.shared().lock().consenting_user = sub.to_string();
+    }
+
+    /// Registers an RSA public key (PEM) of the integration key, as an
+    /// admin uploads one at DocuSign: JWT assertions it verifies are accepted.
+    pub fn add_jwt_public_key(&self, pem: &str) {
+        self.shared().lock().jwt_public_keys.push(pem.to_string());
+    }
+
+    /// Removes every registered RSA public key (assertions get `invalid_grant`).
+    pub fn remove_jwt_public_keys(&self) {
+        self.shared().lock().jwt_public_keys.clear();
+    }
+
+    /// Whether the user `sub` consented to impersonation by the integration key.
+    pub fn has_consent(&self, sub: &str) -> bool {
+        let shared = self.shared();
+        let user = shared.config.users.iter().position(|u| u.sub == sub);
+        user.is_some_and(|u| shared.lock().consents.contains(&u))
     }
 
     /// `true`: `/oauth/auth` redirects with `error=access_denied`.

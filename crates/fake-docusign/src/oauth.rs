@@ -136,15 +136,19 @@ fn authorize_answer(shared: &Shared, params: &[(String, String)]) -> Response {
             "The fake has no user with the configured consenting sub.",
         );
     };
+    let scopes: Vec<String> = param(params, "scope")
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if scopes.iter().any(|s| s == "impersonation") {
+        state.consents.insert(user);
+    }
     let grant = Grant {
         user,
         client_id: config.client_id.clone(),
-        scopes: param(params, "scope")
-            .unwrap_or_default()
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
+        scopes,
     };
     let code = state.issue_code(
         grant,
@@ -300,11 +304,7 @@ fn token_answer(
 ) -> Response {
     let grant_type = param(params, "grant_type");
     if grant_type == Some(JWT_BEARER) {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "The JWT grant is not supported by this fake.",
-        );
+        return super::jwt::grant(shared, params);
     }
     if *auth != ClientAuth::Valid {
         return reply::no_store(reply::json(

@@ -11,6 +11,8 @@ pub struct FakeStats {
     pub authorize_requests: u64,
     pub token_authorization_code: u64,
     pub token_refresh: u64,
+    /// JWT grants answered with a token.
+    pub token_jwt: u64,
     pub token_errors: u64,
     /// The most `/oauth/token` requests that were in progress at one time.
     pub max_concurrent_token_requests: u64,

@@ -2,7 +2,7 @@
 //! counters and request records, all behind one mutex that is never held
 //! across an await.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -142,6 +142,10 @@ pub(crate) struct State {
     pub(crate) token_requests: Vec<RecordedTokenRequest>,
     pub(crate) authorize_requests: Vec<RecordedAuthorizeRequest>,
     pub(crate) issued_secrets: Vec<String>,
+    /// The integration key's RSA public keys (PEM), for the JWT grant.
+    pub(crate) jwt_public_keys: Vec<String>,
+    /// Users (indices into `config.users`) who consented to impersonation.
+    pub(crate) consents: HashSet<usize>,
     codes: HashMap<String, CodeGrant>,
     access_tokens: HashMap<String, TokenGrant>,
     refresh_tokens: HashMap<String, TokenGrant>,
@@ -189,6 +193,8 @@ impl State {
             token_requests: Vec::new(),
             authorize_requests: Vec::new(),
             issued_secrets: vec![config.client_secret.clone()],
+            jwt_public_keys: Vec::new(),
+            consents: HashSet::new(),
             codes: HashMap::new(),
             access_tokens: HashMap::new(),
             refresh_tokens: HashMap::new(),
@@ -256,6 +262,25 @@ impl State {
     }
 
     /// Issues a new access token and refresh token for `grant`.
+    /// An access token alone (the JWT grant has no refresh token) and its
+    /// lifetime in seconds.
+    pub(crate) fn issue_access_token(&mut self, grant: Grant, sub: &str, now: Instant) -> (String, u64) {
+        let ttl = self.access_token_ttl;
+        let token = mint(TokenKind::Access, sub, &grant.client_id, &grant.scopes, ttl);
+        self.issued_secrets.push(token.clone());
+        let expires_at = deadline(now, ttl);
+        self.access_tokens.insert(
+            token.clone(),
+            TokenGrant {
+                grant,
+                expires_at,
+                revoked: false,
+                used: false,
+            },
+        );
+        (token, ttl.as_secs())
+    }
+
     pub(crate) fn issue_tokens(&mut self, grant: Grant, sub: &str, now: Instant) -> TokenPair {
         let access_ttl = self.access_token_ttl;
         let refresh_ttl = self.refresh_token_ttl;

@@ -1,0 +1,203 @@
+//! Service mode: back-end services (`[[service]]`) call DocuSign as one
+//! DocuSign user through the JWT grant. Each service has one in-process
+//! session (id `service:<name>`, never in the session store) whose tokens
+//! come from a signed assertion instead of a refresh token: minted on first
+//! use and again inside `refresh_before_expiry`, or after DocuSign refused
+//! the token (401), one mint at a time per service. `/oauth/userinfo` is read
+//! once per token, for the accounts and their REST hosts.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::config::ServiceConfig;
+use crate::crypto::api_token::service_sid;
+use crate::docusign::api_host::HostPolicy;
+use crate::docusign::{AccountServer, OAuthError};
+use crate::session::Session;
+use crate::util::time::Clock;
+use crate::web::reply::Reply;
+
+/// Seconds a client is asked to wait while DocuSign's token endpoint fails.
+const UNAVAILABLE_RETRY_SECS: u64 = 5;
+
+struct Entry {
+    cfg: ServiceConfig,
+    current: RwLock<Option<Arc<Session>>>,
+    mint: tokio::sync::Mutex<()>,
+}
+
+/// Every configured service and its current session.
+pub struct Services {
+    entries: HashMap<String, Entry>,
+    docusign: Arc<dyn AccountServer>,
+    policy: HostPolicy,
+    clock: Arc<dyn Clock>,
+    window_secs: u64,
+    wait_limit: Duration,
+    /// `<public_url>/auth/consent?service=`
+    consent_link: String,
+}
+
+impl Services {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        services: &[ServiceConfig],
+        docusign: Arc<dyn AccountServer>,
+        policy: HostPolicy,
+        clock: Arc<dyn Clock>,
+        window: Duration,
+        wait_limit: Duration,
+        consent_link: String,
+    ) -> Self {
+        let entries = services
+            .iter()
+            .map(|cfg| {
+                let entry = Entry {
+                    cfg: cfg.clone(),
+                    current: RwLock::new(None),
+                    mint: tokio::sync::Mutex::new(()),
+                };
+                (cfg.name.clone(), entry)
+            })
+            .collect();
+        Services {
+            entries,
+            docusign,
+            policy,
+            clock,
+            window_secs: window.as_secs(),
+            wait_limit,
+            consent_link,
+        }
+    }
+
+    /// The service's configuration, if it is configured.
+    pub fn config(&self, name: &str) -> Option<&ServiceConfig> {
+        self.entries.get(name).map(|e| &e.cfg)
+    }
+
+    fn usable(&self, s: &Session, failed_generation: Option<u64>) -> bool {
+        failed_generation != Some(s.tokens.generation)
+            && s.tokens.set.expires_at > self.clock.now_unix().saturating_add(self.window_secs)
+    }
+
+    fn current(&self, entry: &Entry, failed_generation: Option<u64>) -> Option<Arc<Session>> {
+        let current = entry.current.read().unwrap_or_else(|p| p.into_inner());
+        current
+            .as_ref()
+            .filter(|s| self.usable(s, failed_generation))
+            .cloned()
+    }
+
+    /// The service's session with a usable token: the current one, or a new
+    /// one after a mint. `failed_generation` is the generation DocuSign just
+    /// refused with 401, if any. The error is the answer for the client.
+    pub async fn session(
+        &self,
+        name: &str,
+        failed_generation: Option<u64>,
+    ) -> Result<Arc<Session>, Reply> {
+        let entry = self.entries.get(name).ok_or_else(unknown_service)?;
+        if let Some(s) = self.current(entry, failed_generation) {
+            return Ok(s);
+        }
+        let _guard = tokio::time::timeout(self.wait_limit, entry.mint.lock())
+            .await
+            .map_err(|_| unavailable(1))?;
+        // Whoever held the lock may have minted meanwhile.
+        if let Some(s) = self.current(entry, failed_generation) {
+            return Ok(s);
+        }
+        let session = self.mint(entry).await?;
+        let previous = entry.current.read().map(|c| c.clone()).ok().flatten();
+        let mut session = session;
+        session.tokens.generation = previous.map_or(0, |p| p.tokens.generation + 1);
+        let session = Arc::new(session);
+        *entry.current.write().unwrap_or_else(|p| p.into_inner()) = Some(session.clone());
+        Ok(session)
+    }
+
+    /// One JWT grant and the user's accounts.
+    async fn mint(&self, entry: &Entry) -> Result<Session, Reply> {
+        let cfg = &entry.cfg;
+        let answer = self
+            .docusign
+            .jwt_grant(&cfg.user_id, &cfg.scopes, &cfg.key)
+            .await;
+        let tokens = answer.map_err(|e| self.refused(cfg, &e))?;
+        let info = self
+            .docusign
+            .userinfo(&tokens.access_token)
+            .await
+            .map_err(|e| self.refused(cfg, &e))?;
+        let now = self.clock.now_unix();
+        info!(service = %cfg.name, outcome = "minted", "service token");
+        let ttl = tokens.expires_at.saturating_sub(now);
+        let mut session = Session::new(info, tokens, &self.policy, ttl, now);
+        session.id = service_sid(&cfg.name);
+        Ok(session)
+    }
+
+    /// The client's answer for a failed grant, logged once (never the assertion).
+    fn refused(&self, cfg: &ServiceConfig, e: &OAuthError) -> Reply {
+        match e {
+            OAuthError::Rejected { error, .. } if error == "consent_required" => {
+                info!(service = %cfg.name, outcome = "consent_required", "service token");
+                Reply::json(
+                    403,
+                    &json!({
+                        "error": "consent_required",
+                        "message": format!("The DocuSign user of service {} has not consented to impersonation by the integration key. Open consent_url in a browser as that user (or an admin) and grant it.", cfg.name),
+                        "consent_url": format!("{}{}", self.consent_link, cfg.name),
+                    }),
+                )
+                .no_store()
+            }
+            OAuthError::Unavailable(why) => {
+                warn!(service = %cfg.name, outcome = "unavailable", error = %why, "service token");
+                unavailable(UNAVAILABLE_RETRY_SECS)
+            }
+            OAuthError::InvalidGrant(description) | OAuthError::Rejected { description, .. } => {
+                let code = match e {
+                    OAuthError::Rejected { error, .. } => error.as_str(),
+                    _ => "invalid_grant",
+                };
+                warn!(service = %cfg.name, outcome = "refused", error = code, description = description.as_deref().unwrap_or(""), "service token");
+                Reply::json(
+                    502,
+                    &json!({
+                        "error": "service_auth_failed",
+                        "service": cfg.name,
+                        "message": format!("DocuSign refused the JWT grant of service {} ({code}). Check the integration key's RSA public key and the user id.", cfg.name),
+                    }),
+                )
+                .no_store()
+            }
+        }
+    }
+}
+
+fn unknown_service() -> Reply {
+    Reply::error(
+        401,
+        "login_required",
+        "The gateway token names a service that is not configured.",
+    )
+    .header("WWW-Authenticate", "Bearer realm=\"docusign-gateway\", error=\"invalid_token\"")
+    .no_store()
+}
+
+/// 503 while DocuSign's token endpoint is failing.
+fn unavailable(retry_after_secs: u64) -> Reply {
+    Reply::error(
+        503,
+        "docusign_unavailable",
+        "A DocuSign access token for the service could not be obtained. Retry later.",
+    )
+    .header("Retry-After", retry_after_secs.to_string())
+    .no_store()
+}
