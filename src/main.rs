@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use docusign_gateway::config::{self, Config, LogFormat, RawConfig};
+use docusign_gateway::crypto::api_token::ApiTokens;
+use docusign_gateway::util::time::now_unix;
 use docusign_gateway::ops::logging;
 use docusign_gateway::server::tls;
 #[cfg(feature = "fake")]
@@ -46,6 +48,17 @@ enum Command {
         /// Address to probe instead of server.listen.
         #[arg(long)]
         addr: Option<SocketAddr>,
+    },
+    /// Print a gateway token for a `[[service]]` (service mode, the JWT
+    /// grant): back-ends send it as `Authorization: Bearer` to call
+    /// `/restapi/...` as the service's DocuSign user.
+    Token {
+        /// The `[[service]]` name.
+        #[arg(long)]
+        service: String,
+        /// Lifetime; default `session.api_token_ttl_secs`.
+        #[arg(long)]
+        ttl_secs: Option<u64>,
     },
     /// Run the gateway with the built-in fake DocuSign on loopback.
     #[cfg(feature = "fake")]
@@ -89,6 +102,7 @@ fn main() -> ExitCode {
         }),
         Command::Check => check(&cli.config),
         Command::Health { addr } => health(&cli.config, addr),
+        Command::Token { service, ttl_secs } => token(&cli.config, &service, ttl_secs),
         #[cfg(feature = "fake")]
         Command::Demo { listen } => {
             logging::init(LogFormat::Text, "info");
@@ -127,6 +141,25 @@ fn load(path: &Path) -> Result<Config, String> {
     Config::load(path, std::env::vars()).map_err(|e| e.to_string())
 }
 
+/// One service token on stdout.
+fn token(path: &Path, service: &str, ttl_secs: Option<u64>) -> Result<(), String> {
+    let cfg = load(path)?;
+    let svc = cfg
+        .service(service)
+        .ok_or_else(|| format!("no [[service]] named {service:?} in {}", path.display()))?;
+    if ttl_secs == Some(0) {
+        return Err("--ttl-secs must be at least 1".into());
+    }
+    let tokens = ApiTokens::new(
+        cfg.session.secret.expose().as_bytes(),
+        &cfg.public_link(""),
+        cfg.session.api_token_ttl.as_secs(),
+    );
+    let (token, _) = tokens.mint_service(&svc.name, &svc.user_id, now_unix(), ttl_secs);
+    println!("{token}");
+    Ok(())
+}
+
 /// Exactly start-up's validation, then the effective configuration.
 fn check(path: &Path) -> Result<(), String> {
     let text = config::read_file(path).map_err(|e| e.to_string())?;
@@ -143,6 +176,14 @@ fn check(path: &Path) -> Result<(), String> {
     println!("# effective configuration (file + DSGW_* variables + defaults), secrets masked");
     println!("# OAuth server: {}", cfg.docusign.auth_server);
     println!("# redirect URI to register: {}", cfg.redirect_uri());
+    for svc in &cfg.services {
+        println!(
+            "# service {}: RSA private key loaded, user {}, consent URL {}",
+            svc.name,
+            svc.user_id,
+            cfg.public_link(&format!("/auth/consent?service={}", svc.name))
+        );
+    }
     print!("{}", raw.masked_toml());
     Ok(())
 }

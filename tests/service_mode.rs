@@ -1,0 +1,350 @@
+//! Service mode (issue 11): back-ends call `/restapi/...` with a service's
+//! gateway token; the gateway gets DocuSign tokens through the JWT grant
+//! (the fake checks assertions like DocuSign), consent, expiry, revocation,
+//! failures, and no secret in any log line.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use fake_docusign::TokenEndpointMode;
+use reqwest::Response;
+use serde_json::Value;
+
+const USER: &str = "4799e5e9-1559-4915-9862-cf4713bbcacc";
+const ACCOUNT: &str = "a4ec37d6-04a4-4c8c-9f2a-6b3f1c2d3e4f";
+
+/// An RSA key pair made by openssl: (private key file, public key PEM).
+fn rsa_key(dir: &Path, pkcs1: bool) -> (PathBuf, String) {
+    let key = dir.join(if pkcs1 { "pkcs1.pem" } else { "pkcs8.pem" });
+    let mut genrsa = Command::new("openssl");
+    genrsa.arg("genrsa");
+    if pkcs1 {
+        genrsa.arg("-traditional");
+    }
+    let ok = genrsa.arg("-out").arg(&key).arg("2048").output().expect("openssl");
+    assert!(ok.status.success(), "openssl genrsa failed");
+    let public = Command::new("openssl")
+        .args(["rsa", "-pubout", "-in"])
+        .arg(&key)
+        .output()
+        .expect("openssl rsa");
+    assert!(public.status.success());
+    (key, String::from_utf8(public.stdout).unwrap())
+}
+
+struct Svc {
+    env: Env,
+    _dir: TempDir,
+    key_file: PathBuf,
+}
+
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A gateway with `[[service]] backend` (and `extra` keys) whose public key
+/// the fake knows; consent is not given yet.
+async fn start(extra: &str, rust_log: &str) -> Svc {
+    let dir = unique_temp_path("keys");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (key_file, public) = rsa_key(&dir, false);
+    let opts = Options {
+        extra_toml: format!(
+            "[[service]]\nname = \"backend\"\nuser_id = \"{USER}\"\nprivate_key_file = \"{}\"\n{extra}\n",
+            key_file.display()
+        ),
+        rust_log: rust_log.into(),
+        ..Options::default()
+    };
+    let env = Env::start_with(opts).await;
+    env.fake.add_jwt_public_key(&public);
+    Svc {
+        env,
+        _dir: TempDir(dir),
+        key_file,
+    }
+}
+
+/// `docusign-gateway token --service backend` against the env's config.
+fn service_token(env: &Env, extra_args: &[&str]) -> String {
+    let out = Command::new(gateway_bin())
+        .args(["token", "--config"])
+        .arg(&env.gw.config_path)
+        .args(["--service", "backend"])
+        .args(extra_args)
+        .env("DSGW_SESSION_SECRET", SECRET)
+        .env("DSGW_DOCUSIGN_CLIENT_SECRET", &env.fake.config().client_secret)
+        .output()
+        .expect("token command");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.ends_with('\n') && text.lines().count() == 1);
+    text.trim_end().to_string()
+}
+
+async fn call(env: &Env, token: &str, path: &str) -> Response {
+    env.client
+        .get(env.url(path))
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The consent dance through the gateway's `/auth/consent` in a browser.
+async fn give_consent(env: &Env, consent_url: &str) {
+    let mut b = env.browser();
+    let r = b.get(consent_url).await;
+    assert_eq!(r.status(), 302);
+    let docusign = location(&r);
+    assert_eq!(param(&docusign, "scope").as_deref(), Some("signature impersonation"));
+    assert!(param(&docusign, "state").is_some());
+    let r = b.get(&docusign).await;
+    assert_eq!(r.status(), 302, "fake consent redirects");
+    let callback = location(&r);
+    assert!(callback.starts_with(&env.url(CALLBACK)));
+    let r = b.get(&callback).await;
+    assert_eq!(r.status(), 200);
+    assert!(b.cookie(COOKIE_NAME).is_none(), "no session is created");
+    let page = r.text().await.unwrap();
+    assert!(page.contains("consent was given for service backend"), "{page}");
+    // The state is single-use.
+    let r = b.get(&callback).await;
+    assert_eq!(r.status(), 400);
+}
+
+fn account_path() -> String {
+    format!("/restapi/v2.1/accounts/{ACCOUNT}")
+}
+
+#[tokio::test]
+async fn consent_then_curl_style_calls_as_the_service_user() {
+    let svc = start("", "info").await;
+    let env = &svc.env;
+    let token = service_token(env, &[]);
+
+    let r = call(env, &token, &account_path()).await;
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "consent_required");
+    let consent_url = body["consent_url"].as_str().unwrap().to_string();
+    assert_eq!(consent_url, env.url("/auth/consent?service=backend"));
+    assert!(!env.fake.has_consent(USER));
+
+    give_consent(env, &consent_url).await;
+    assert!(env.fake.has_consent(USER));
+
+    let r = call(env, &token, &account_path()).await;
+    assert_eq!(r.status(), 200);
+    let rest = env.fake.rest_requests();
+    let last = rest.last().unwrap();
+    assert!(last.authorization.as_deref().unwrap().starts_with("Bearer "));
+    assert!(!last.authorization.as_deref().unwrap().contains(&token));
+    // Other paths go to the default account; foreign accounts are refused.
+    let r = call(env, &token, "/restapi/v2.1/accounts/00000000-0000-0000-0000-000000000000").await;
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "account_not_permitted");
+
+    let r = call(env, &token, "/auth/session").await;
+    assert_eq!(r.status(), 200);
+    let info: Value = r.json().await.unwrap();
+    assert_eq!(info["service"], "backend");
+    assert_eq!(info["user"]["sub"], USER);
+    assert!(info["accounts"].as_array().unwrap().len() >= 1);
+    assert_eq!(env.fake.stats().token_jwt, 1, "one grant for all those calls");
+    // The JWT grant carries no Basic auth and no client secret.
+    let jwt = env.fake.token_requests();
+    let grant = jwt.iter().find(|r| r.grant_type.as_deref() == Some("urn:ietf:params:oauth:grant-type:jwt-bearer")).unwrap();
+    assert!(!grant.basic_auth_present);
+}
+
+#[tokio::test]
+async fn expiry_and_401_mint_once_for_100_concurrent_calls() {
+    let svc = start("", "info").await;
+    let env = &svc.env;
+    let token = service_token(env, &["--ttl-secs", "600"]);
+    env.fake.set_consenting_user(USER);
+    give_consent(env, &env.url("/auth/consent?service=backend")).await;
+    assert_eq!(call(env, &token, &account_path()).await.status(), 200);
+    assert_eq!(env.fake.stats().token_jwt, 1);
+
+    // DocuSign refuses the token: 100 concurrent calls, one new grant, replays.
+    env.fake.revoke_access_tokens();
+    let path = account_path();
+    let calls = (0..100).map(|_| call(env, &token, &path));
+    for r in futures_util::future::join_all(calls).await {
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(env.fake.stats().token_jwt, 2, "one mint for 100 calls");
+
+    // A token about to expire (inside refresh_before_expiry) is replaced first.
+    env.fake.set_access_token_ttl(Duration::from_secs(305));
+    env.fake.revoke_access_tokens();
+    assert_eq!(call(env, &token, &account_path()).await.status(), 200);
+    assert_eq!(env.fake.stats().token_jwt, 3);
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    let path = account_path();
+    let calls = (0..100).map(|_| call(env, &token, &path));
+    for r in futures_util::future::join_all(calls).await {
+        assert_eq!(r.status(), 200, "no client sees the expiry");
+    }
+    assert_eq!(env.fake.stats().token_jwt, 4, "one mint at expiry");
+}
+
+#[tokio::test]
+async fn refused_assertion_and_token_endpoint_down() {
+    let svc = start("", "info").await;
+    let env = &svc.env;
+    let token = service_token(env, &[]);
+    give_consent(env, &env.url("/auth/consent?service=backend")).await;
+
+    env.fake.set_token_endpoint(TokenEndpointMode::ServerError);
+    let r = call(env, &token, &account_path()).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "docusign_unavailable");
+
+    env.fake.set_token_endpoint(TokenEndpointMode::Normal);
+    env.fake.remove_jwt_public_keys();
+    let r = call(env, &token, &account_path()).await;
+    assert_eq!(r.status(), 502);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "service_auth_failed");
+    assert_eq!(body["service"], "backend");
+    let logs = env.gw.logs();
+    assert!(logs.contains("no_valid_keys_or_signatures"), "{logs}");
+}
+
+#[tokio::test]
+async fn not_before_revokes_older_tokens() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let not_before = now + 8;
+    let svc = start(&format!("not_before = {not_before}"), "info").await;
+    let env = &svc.env;
+    give_consent(env, &env.url("/auth/consent?service=backend")).await;
+    let old = service_token(env, &[]);
+    let r = call(env, &old, &account_path()).await;
+    assert_eq!(r.status(), 401);
+    let wait_until = std::time::UNIX_EPOCH + Duration::from_secs(not_before);
+    if let Ok(left) = wait_until.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(left + Duration::from_millis(50)).await;
+    }
+    let new = service_token(env, &[]);
+    assert_eq!(call(env, &new, &account_path()).await.status(), 200);
+    assert_eq!(call(env, &old, &account_path()).await.status(), 401);
+}
+
+#[tokio::test]
+async fn nothing_secret_in_any_log_line_at_trace() {
+    let svc = start("", "trace").await;
+    let env = &svc.env;
+    let token = service_token(env, &[]);
+    give_consent(env, &env.url("/auth/consent?service=backend")).await;
+    assert_eq!(call(env, &token, &account_path()).await.status(), 200);
+    env.fake.revoke_access_tokens();
+    assert_eq!(call(env, &token, &account_path()).await.status(), 200);
+    let logs = env.gw.logs();
+    assert!(logs.contains("service token"), "the mint is logged");
+    assert!(!logs.contains(&token), "gateway token logged");
+    for secret in env.fake.issued_secrets() {
+        assert!(!logs.contains(&secret), "DocuSign token or secret logged");
+    }
+    // An RS256 assertion starts with this header.
+    assert!(!logs.contains("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9"), "assertion logged");
+    assert!(!logs.contains("assertion="), "grant body logged");
+    let pem = std::fs::read_to_string(&svc.key_file).unwrap();
+    for line in pem.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!logs.contains(line), "private key logged");
+    }
+}
+
+/// `check` with a `[[service]]` table: the exit status and output.
+fn check(service: &str) -> (bool, String) {
+    let path = unique_temp_path("toml");
+    let text = format!(
+        "[docusign]\nclient_id = \"ik\"\nclient_secret = \"cs\"\n[session]\nsecret = \"{SECRET}\"\n{service}"
+    );
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(gateway_bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .env_remove("DSGW_SESSION_SECRET")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn bad_key_files_fail_check_with_the_key_named() {
+    let dir = unique_temp_path("keys");
+    std::fs::create_dir_all(&dir).unwrap();
+    let _guard = TempDir(dir.clone());
+    let (pkcs8, _) = rsa_key(&dir, false);
+    let (pkcs1, _) = rsa_key(&dir, true);
+    let ec = dir.join("ec.pem");
+    let ok = Command::new("openssl")
+        .args(["ecparam", "-genkey", "-name", "prime256v1", "-out"])
+        .arg(&ec)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let svc = |name: &str, key: &str| {
+        format!("[[service]]\nname = \"{name}\"\nuser_id = \"{USER}\"\n{key}\n")
+    };
+    let file = |p: &Path| format!("private_key_file = \"{}\"", p.display());
+
+    for good in [&pkcs8, &pkcs1] {
+        let (ok, out) = check(&svc("backend", &file(good)));
+        assert!(ok, "{out}");
+        assert!(out.contains("service backend"), "{out}");
+        let pem = std::fs::read_to_string(good).unwrap();
+        let body_line = pem.lines().nth(1).unwrap();
+        assert!(!out.contains(body_line), "check printed the key");
+    }
+    let missing = dir.join("missing.pem");
+    let cases = [
+        (svc("backend", &file(&missing)), "service.backend.private_key_file"),
+        (svc("backend", &file(&ec)), "service.backend.private_key_file"),
+        (svc("backend", ""), "service.backend.private_key_file"),
+        (
+            svc("backend", &format!("{}\nprivate_key_env = \"X\"", file(&pkcs8))),
+            "service.backend.private_key_file",
+        ),
+        (
+            svc("backend", "private_key_env = \"DSGW_TEST_NO_SUCH_VARIABLE\""),
+            "service.backend.private_key_env",
+        ),
+        (
+            format!("{}{}", svc("backend", &file(&pkcs8)), svc("backend", &file(&pkcs1))),
+            "service.backend.name",
+        ),
+        (svc("Bad_Name", &file(&pkcs8)), "service[0].name"),
+    ];
+    let ec_pem = std::fs::read_to_string(&ec).unwrap();
+    for (toml, key) in cases {
+        let (ok, out) = check(&toml);
+        assert!(!ok, "accepted:\n{toml}");
+        assert!(out.contains(key), "{key} not named in: {out}");
+        for line in ec_pem.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!out.contains(line), "key material printed");
+        }
+    }
+}
