@@ -7,7 +7,7 @@
 //! once per token, for the accounts and their REST hosts.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use serde_json::json;
@@ -17,6 +17,7 @@ use crate::config::ServiceConfig;
 use crate::crypto::api_token::service_sid;
 use crate::docusign::api_host::HostPolicy;
 use crate::docusign::{AccountServer, OAuthError};
+use crate::ops::metrics::{metrics, Label, MintOutcome};
 use crate::session::Session;
 use crate::util::time::Clock;
 use crate::web::reply::Reply;
@@ -24,10 +25,19 @@ use crate::web::reply::Reply;
 /// Seconds a client is asked to wait while DocuSign's token endpoint fails.
 const UNAVAILABLE_RETRY_SECS: u64 = 5;
 
+/// How long a refused grant (or a failing token endpoint) is answered from
+/// memory before DocuSign is asked again.
+const FAILURE_HOLD_SECS: u64 = 5;
+
 struct Entry {
     cfg: ServiceConfig,
     current: RwLock<Option<Arc<Session>>>,
     mint: tokio::sync::Mutex<()>,
+    /// The answer of the last failed grant and until when it stands.
+    failure: Mutex<Option<(u64, Reply)>>,
+    /// DocuSign's code of the last failed grant: the same failure again is
+    /// not logged again (until a grant succeeds).
+    failing: Mutex<Option<String>>,
 }
 
 /// Every configured service and its current session.
@@ -60,6 +70,8 @@ impl Services {
                     cfg: cfg.clone(),
                     current: RwLock::new(None),
                     mint: tokio::sync::Mutex::new(()),
+                    failure: Mutex::new(None),
+                    failing: Mutex::new(None),
                 };
                 (cfg.name.clone(), entry)
             })
@@ -108,11 +120,23 @@ impl Services {
         let _guard = tokio::time::timeout(self.wait_limit, entry.mint.lock())
             .await
             .map_err(|_| unavailable(1))?;
-        // Whoever held the lock may have minted meanwhile.
+        // Whoever held the lock may have minted meanwhile, or failed.
         if let Some(s) = self.current(entry, failed_generation) {
             return Ok(s);
         }
-        let session = self.mint(entry).await?;
+        let now = self.clock.now_unix();
+        if let Some((until, reply)) = lock(&entry.failure).as_ref() {
+            if now < *until {
+                return Err(reply.clone());
+            }
+        }
+        let session = self.mint(entry).await.inspect_err(|reply| {
+            if reply.status != 403 {
+                *lock(&entry.failure) = Some((now + FAILURE_HOLD_SECS, reply.clone()));
+            }
+        })?;
+        *lock(&entry.failure) = None;
+        *lock(&entry.failing) = None;
         let previous = entry.current.read().map(|c| c.clone()).ok().flatten();
         let mut session = session;
         session.tokens.generation = previous.map_or(0, |p| p.tokens.generation + 1);
@@ -128,26 +152,43 @@ impl Services {
             .docusign
             .jwt_grant(&cfg.user_id, &cfg.scopes, &cfg.key)
             .await;
-        let tokens = answer.map_err(|e| self.refused(cfg, &e))?;
+        let tokens = answer.map_err(|e| self.failed(entry, &e))?;
         let info = self
             .docusign
             .userinfo(&tokens.access_token)
             .await
-            .map_err(|e| self.refused(cfg, &e))?;
+            .map_err(|e| self.failed(entry, &e))?;
         let now = self.clock.now_unix();
-        info!(service = %cfg.name, outcome = "minted", "service token");
+        metrics().service_minted(&cfg.name, MintOutcome::Ok);
+        info!(service = %cfg.name, outcome = "ok", "service token minted");
         let ttl = tokens.expires_at.saturating_sub(now);
         let mut session = Session::new(info, tokens, &self.policy, ttl, now);
         session.id = service_sid(&cfg.name);
         Ok(session)
     }
 
-    /// The client's answer for a failed grant, logged once (never the assertion).
-    fn refused(&self, cfg: &ServiceConfig, e: &OAuthError) -> Reply {
-        match e {
+    /// A failed grant: counted, logged once until a grant succeeds (never
+    /// the assertion), and the client's answer.
+    fn failed(&self, entry: &Entry, e: &OAuthError) -> Reply {
+        let (reply, outcome) = self.refused(&entry.cfg, e);
+        metrics().service_minted(&entry.cfg.name, outcome);
+        let (code, description) = match e {
+            OAuthError::InvalidGrant(d) => ("invalid_grant", d.as_deref()),
+            OAuthError::Rejected { error, description } => (error.as_str(), description.as_deref()),
+            OAuthError::Unavailable(why) => ("unavailable", Some(why.as_str())),
+        };
+        let seen = format!("{code} {}", description.unwrap_or(""));
+        if lock(&entry.failing).replace(seen.clone()).as_ref() != Some(&seen) {
+            warn!(service = %entry.cfg.name, outcome = outcome.as_str(), error = code, description = description.unwrap_or(""), "service token not minted");
+        }
+        reply
+    }
+
+    /// The client's answer for a failed grant.
+    fn refused(&self, cfg: &ServiceConfig, e: &OAuthError) -> (Reply, MintOutcome) {
+        let code = match e {
             OAuthError::Rejected { error, .. } if error == "consent_required" => {
-                info!(service = %cfg.name, outcome = "consent_required", "service token");
-                Reply::json(
+                let consent = Reply::json(
                     403,
                     &json!({
                         "error": "consent_required",
@@ -155,19 +196,16 @@ impl Services {
                         "consent_url": format!("{}{}", self.consent_link, cfg.name),
                     }),
                 )
-                .no_store()
+                .no_store();
+                return (consent, MintOutcome::ConsentRequired);
             }
-            OAuthError::Unavailable(why) => {
-                warn!(service = %cfg.name, outcome = "unavailable", error = %why, "service token");
-                unavailable(UNAVAILABLE_RETRY_SECS)
+            OAuthError::Unavailable(_) => {
+                return (unavailable(UNAVAILABLE_RETRY_SECS), MintOutcome::Unavailable)
             }
-            OAuthError::InvalidGrant(description) | OAuthError::Rejected { description, .. } => {
-                let code = match e {
-                    OAuthError::Rejected { error, .. } => error.as_str(),
-                    _ => "invalid_grant",
-                };
-                warn!(service = %cfg.name, outcome = "refused", error = code, description = description.as_deref().unwrap_or(""), "service token");
-                Reply::json(
+            OAuthError::InvalidGrant(_) => "invalid_grant",
+            OAuthError::Rejected { error, .. } => error.as_str(),
+        };
+        let refused = Reply::json(
                     502,
                     &json!({
                         "error": "service_auth_failed",
@@ -175,10 +213,13 @@ impl Services {
                         "message": format!("DocuSign refused the JWT grant of service {} ({code}). Check the integration key's RSA public key and the user id.", cfg.name),
                     }),
                 )
-                .no_store()
-            }
-        }
+                .no_store();
+        (refused, MintOutcome::Refused)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn unknown_service() -> Reply {

@@ -67,6 +67,16 @@ label!(
     }
 );
 
+label!(
+    /// `outcome` of `dsgw_service_token_mints_total`.
+    MintOutcome {
+        Ok => "ok",
+        ConsentRequired => "consent_required",
+        Refused => "refused",
+        Unavailable => "unavailable",
+    }
+);
+
 pub struct Metrics {
     /// `class`: proxied, auth, rejected, health; `status`: the HTTP status.
     pub requests: IntCounterVec,
@@ -83,6 +93,8 @@ pub struct Metrics {
     pub replays: IntCounter,
     /// TLS handshakes on the gateway's listener that failed or timed out.
     pub tls_handshake_failures: IntCounter,
+    /// `service`: the `[[service]]` name; `outcome`: [`MintOutcome`].
+    pub service_mints: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -137,6 +149,14 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "TLS handshakes on the gateway's listener that failed or timed out",
         )
         .expect("metric"),
+        service_mints: IntCounterVec::new(
+            Opts::new(
+                "dsgw_service_token_mints_total",
+                "JWT grants of service mode, by service and outcome",
+            ),
+            &["service", "outcome"],
+        )
+        .expect("metric"),
     };
     let collectors: Vec<Box<dyn Collector>> = vec![
         Box::new(m.requests.clone()),
@@ -148,6 +168,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(m.refresh_seconds.clone()),
         Box::new(m.replays.clone()),
         Box::new(m.tls_handshake_failures.clone()),
+        Box::new(m.service_mints.clone()),
     ];
     for c in collectors {
         let _ = prometheus::register(c);
@@ -169,6 +190,12 @@ impl Metrics {
     pub fn login_failed(&self, reason: LoginFailure) {
         self.logins_failed
             .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    pub fn service_minted(&self, service: &str, outcome: MintOutcome) {
+        self.service_mints
+            .with_label_values(&[service, outcome.as_str()])
             .inc();
     }
 
@@ -233,6 +260,7 @@ mod tests {
         documented::<RequestClass>("dsgw_requests_total");
         documented::<LoginFailure>("dsgw_logins_failed_total");
         documented::<RefreshOutcome>("dsgw_token_refreshes_total");
+        documented::<MintOutcome>("dsgw_service_token_mints_total");
     }
 
     #[test]
