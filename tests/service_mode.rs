@@ -360,3 +360,45 @@ fn bad_key_files_fail_check_with_the_key_named() {
         }
     }
 }
+
+/// DocuSign's Python SDK with a service token (set up by `scripts/dev test`).
+#[tokio::test]
+async fn python_sdk_with_a_service_token() {
+    let python = std::env::var("DOCUSIGN_GATEWAY_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("DOCUSIGN_GATEWAY_TEST_PYTHON is not set: run the tests with `scripts/dev test`")
+    });
+    let svc = start("", "info").await;
+    let env = &svc.env;
+    give_consent(env, &env.url("/auth/consent?service=backend")).await;
+    let token = service_token(env, &[]);
+    let host = format!("{}/restapi", env.gw.url);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/python_sdk.py");
+    let run = |python: String, host: String, token: String| {
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new(python)
+                .arg(script)
+                .args([host.as_str(), token.as_str(), ACCOUNT])
+                .output()
+                .expect("run the Python SDK script");
+            assert!(
+                out.status.success(),
+                "{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice::<Value>(&out.stdout).expect("one JSON line")
+        })
+    };
+    let first = run(python.clone(), host.clone(), token.clone()).await.unwrap();
+    assert!(first["envelope_id"].is_string(), "{first}");
+    assert!(env.fake.rest_requests().iter().all(|r| r.status < 300));
+    assert!(env.fake.rest_requests().iter().any(|r| r
+        .headers
+        .iter()
+        .any(|(k, v)| k == "x-docusign-sdk" && v.contains("Python"))));
+    // DocuSign revokes the token: a new grant, invisible to the SDK.
+    env.fake.revoke_access_tokens();
+    let second = run(python, host, token).await.unwrap();
+    assert_ne!(second["envelope_id"], first["envelope_id"]);
+    assert_eq!(env.fake.stats().token_jwt, 2);
+}
