@@ -18,6 +18,8 @@ mod rest;
 mod state;
 mod time;
 mod tokens;
+#[cfg(test)]
+mod jwt_tests;
 
 #[cfg(test)]
 mod tests;
