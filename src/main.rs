@@ -11,9 +11,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use docusign_gateway::config::{self, Config, LogFormat, RawConfig};
 use docusign_gateway::crypto::api_token::ApiTokens;
-use docusign_gateway::util::time::now_unix;
 use docusign_gateway::ops::logging;
 use docusign_gateway::server::tls;
+use docusign_gateway::util::time::now_unix;
 #[cfg(feature = "fake")]
 use fake_docusign::{FakeConfig, FakeDocuSign};
 

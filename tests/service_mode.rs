@@ -25,7 +25,12 @@ fn rsa_key(dir: &Path, pkcs1: bool) -> (PathBuf, String) {
     if pkcs1 {
         genrsa.arg("-traditional");
     }
-    let ok = genrsa.arg("-out").arg(&key).arg("2048").output().expect("openssl");
+    let ok = genrsa
+        .arg("-out")
+        .arg(&key)
+        .arg("2048")
+        .output()
+        .expect("openssl");
     assert!(ok.status.success(), "openssl genrsa failed");
     let public = Command::new("openssl")
         .args(["rsa", "-pubout", "-in"])
@@ -80,10 +85,17 @@ fn service_token(env: &Env, extra_args: &[&str]) -> String {
         .args(["--service", "backend"])
         .args(extra_args)
         .env("DSGW_SESSION_SECRET", SECRET)
-        .env("DSGW_DOCUSIGN_CLIENT_SECRET", &env.fake.config().client_secret)
+        .env(
+            "DSGW_DOCUSIGN_CLIENT_SECRET",
+            &env.fake.config().client_secret,
+        )
         .output()
         .expect("token command");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.ends_with('\n') && text.lines().count() == 1);
     text.trim_end().to_string()
@@ -104,7 +116,10 @@ async fn give_consent(env: &Env, consent_url: &str) {
     let r = b.get(consent_url).await;
     assert_eq!(r.status(), 302);
     let docusign = location(&r);
-    assert_eq!(param(&docusign, "scope").as_deref(), Some("signature impersonation"));
+    assert_eq!(
+        param(&docusign, "scope").as_deref(),
+        Some("signature impersonation")
+    );
     assert!(param(&docusign, "state").is_some());
     let r = b.get(&docusign).await;
     assert_eq!(r.status(), 302, "fake consent redirects");
@@ -114,7 +129,10 @@ async fn give_consent(env: &Env, consent_url: &str) {
     assert_eq!(r.status(), 200);
     assert!(b.cookie(COOKIE_NAME).is_none(), "no session is created");
     let page = r.text().await.unwrap();
-    assert!(page.contains("consent was given for service backend"), "{page}");
+    assert!(
+        page.contains("consent was given for service backend"),
+        "{page}"
+    );
     // The state is single-use.
     let r = b.get(&callback).await;
     assert_eq!(r.status(), 400);
@@ -145,10 +163,19 @@ async fn consent_then_curl_style_calls_as_the_service_user() {
     assert_eq!(r.status(), 200);
     let rest = env.fake.rest_requests();
     let last = rest.last().unwrap();
-    assert!(last.authorization.as_deref().unwrap().starts_with("Bearer "));
+    assert!(last
+        .authorization
+        .as_deref()
+        .unwrap()
+        .starts_with("Bearer "));
     assert!(!last.authorization.as_deref().unwrap().contains(&token));
     // Other paths go to the default account; foreign accounts are refused.
-    let r = call(env, &token, "/restapi/v2.1/accounts/00000000-0000-0000-0000-000000000000").await;
+    let r = call(
+        env,
+        &token,
+        "/restapi/v2.1/accounts/00000000-0000-0000-0000-000000000000",
+    )
+    .await;
     assert_eq!(r.status(), 403);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "account_not_permitted");
@@ -158,11 +185,18 @@ async fn consent_then_curl_style_calls_as_the_service_user() {
     let info: Value = r.json().await.unwrap();
     assert_eq!(info["service"], "backend");
     assert_eq!(info["user"]["sub"], USER);
-    assert!(info["accounts"].as_array().unwrap().len() >= 1);
-    assert_eq!(env.fake.stats().token_jwt, 1, "one grant for all those calls");
+    assert!(!info["accounts"].as_array().unwrap().is_empty());
+    assert_eq!(
+        env.fake.stats().token_jwt,
+        1,
+        "one grant for all those calls"
+    );
     // The JWT grant carries no Basic auth and no client secret.
     let jwt = env.fake.token_requests();
-    let grant = jwt.iter().find(|r| r.grant_type.as_deref() == Some("urn:ietf:params:oauth:grant-type:jwt-bearer")).unwrap();
+    let grant = jwt
+        .iter()
+        .find(|r| r.grant_type.as_deref() == Some("urn:ietf:params:oauth:grant-type:jwt-bearer"))
+        .unwrap();
     assert!(!grant.basic_auth_present);
 }
 
@@ -274,7 +308,10 @@ async fn nothing_secret_in_any_log_line_at_trace() {
         assert!(!logs.contains(&secret), "DocuSign token or secret logged");
     }
     // An RS256 assertion starts with this header.
-    assert!(!logs.contains("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9"), "assertion logged");
+    assert!(
+        !logs.contains("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9"),
+        "assertion logged"
+    );
     assert!(!logs.contains("assertion="), "grant body logged");
     let pem = std::fs::read_to_string(&svc.key_file).unwrap();
     for line in pem.lines().filter(|l| !l.starts_with("-----")) {
@@ -333,19 +370,35 @@ fn bad_key_files_fail_check_with_the_key_named() {
     }
     let missing = dir.join("missing.pem");
     let cases = [
-        (svc("backend", &file(&missing)), "service.backend.private_key_file"),
-        (svc("backend", &file(&ec)), "service.backend.private_key_file"),
-        (svc("backend", ""), "service.backend.private_key_file"),
         (
-            svc("backend", &format!("{}\nprivate_key_env = \"X\"", file(&pkcs8))),
+            svc("backend", &file(&missing)),
             "service.backend.private_key_file",
         ),
         (
-            svc("backend", "private_key_env = \"DSGW_TEST_NO_SUCH_VARIABLE\""),
+            svc("backend", &file(&ec)),
+            "service.backend.private_key_file",
+        ),
+        (svc("backend", ""), "service.backend.private_key_file"),
+        (
+            svc(
+                "backend",
+                &format!("{}\nprivate_key_env = \"X\"", file(&pkcs8)),
+            ),
+            "service.backend.private_key_file",
+        ),
+        (
+            svc(
+                "backend",
+                "private_key_env = \"DSGW_TEST_NO_SUCH_VARIABLE\"",
+            ),
             "service.backend.private_key_env",
         ),
         (
-            format!("{}{}", svc("backend", &file(&pkcs8)), svc("backend", &file(&pkcs1))),
+            format!(
+                "{}{}",
+                svc("backend", &file(&pkcs8)),
+                svc("backend", &file(&pkcs1))
+            ),
             "service.backend.name",
         ),
         (svc("Bad_Name", &file(&pkcs8)), "service[0].name"),
@@ -389,7 +442,9 @@ async fn python_sdk_with_a_service_token() {
             serde_json::from_slice::<Value>(&out.stdout).expect("one JSON line")
         })
     };
-    let first = run(python.clone(), host.clone(), token.clone()).await.unwrap();
+    let first = run(python.clone(), host.clone(), token.clone())
+        .await
+        .unwrap();
     assert!(first["envelope_id"].is_string(), "{first}");
     assert!(env.fake.rest_requests().iter().all(|r| r.status < 300));
     assert!(env.fake.rest_requests().iter().any(|r| r

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use pingora::http::RequestHeader;
 use serde_json::json;
 
-pub use endpoints::{logout, mint_token, session_info};
 pub use consent::consent;
+pub use endpoints::{logout, mint_token, session_info};
 pub use login::{callback, login};
 
 use crate::config::Config;
@@ -126,7 +126,10 @@ impl Auth {
         let Some(cfg) = self.services.config(name) else {
             return Caller::BadToken;
         };
-        if claims.iat < cfg.not_before || claims.sub != cfg.user_id || claims.sid != service_sid(name) {
+        if claims.iat < cfg.not_before
+            || claims.sub != cfg.user_id
+            || claims.sid != service_sid(name)
+        {
             return Caller::BadToken;
         }
         match self.services.session(name, None).await {

@@ -200,7 +200,10 @@ impl Services {
                 return (consent, MintOutcome::ConsentRequired);
             }
             OAuthError::Unavailable(_) => {
-                return (unavailable(UNAVAILABLE_RETRY_SECS), MintOutcome::Unavailable)
+                return (
+                    unavailable(UNAVAILABLE_RETRY_SECS),
+                    MintOutcome::Unavailable,
+                )
             }
             OAuthError::InvalidGrant(_) => "invalid_grant",
             OAuthError::Rejected { error, .. } => error.as_str(),
@@ -228,7 +231,10 @@ fn unknown_service() -> Reply {
         "login_required",
         "The gateway token names a service that is not configured.",
     )
-    .header("WWW-Authenticate", "Bearer realm=\"docusign-gateway\", error=\"invalid_token\"")
+    .header(
+        "WWW-Authenticate",
+        "Bearer realm=\"docusign-gateway\", error=\"invalid_token\"",
+    )
     .no_store()
 }
 

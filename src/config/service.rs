@@ -132,7 +132,10 @@ fn load_key(s: &RawService) -> Result<EncodingKey, ConfigError> {
         (None, Some(var)) => {
             let key_name = format!("service.{}.private_key_env", s.name);
             let pem = std::env::var(var).map_err(|_| {
-                ConfigError::new(&key_name, format!("the environment variable {var} is not set"))
+                ConfigError::new(
+                    &key_name,
+                    format!("the environment variable {var} is not set"),
+                )
             })?;
             (key_name, pem.into_bytes())
         }
@@ -146,7 +149,10 @@ pub fn parse_rsa_pem(pem: &[u8]) -> Result<EncodingKey, String> {
     let rsa_label = text.contains("-----BEGIN RSA PRIVATE KEY-----")
         || text.contains("-----BEGIN PRIVATE KEY-----");
     if !rsa_label {
-        return Err("expected an RSA private key in PEM (BEGIN RSA PRIVATE KEY or BEGIN PRIVATE KEY)".into());
+        return Err(
+            "expected an RSA private key in PEM (BEGIN RSA PRIVATE KEY or BEGIN PRIVATE KEY)"
+                .into(),
+        );
     }
     let not_rsa = || "the key is not an RSA private key in PEM (PKCS#1 or PKCS#8)".to_string();
     let key = EncodingKey::from_rsa_pem(pem).map_err(|_| not_rsa())?;

@@ -87,7 +87,10 @@ impl JwtGrant {
         http: &BoundedHttp,
         assertion: &Secret,
     ) -> Result<TokenSet, OAuthError> {
-        let form = [("grant_type", JWT_BEARER), ("assertion", assertion.expose())];
+        let form = [
+            ("grant_type", JWT_BEARER),
+            ("assertion", assertion.expose()),
+        ];
         let response = http
             .client
             .post(self.token_url.clone())

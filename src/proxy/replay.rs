@@ -7,9 +7,9 @@ use tracing::info;
 
 use super::ctx::{Replay, RequestCtx};
 use super::Gateway;
+use crate::crypto::api_token::SERVICE_SID_PREFIX;
 use crate::ops::metrics::metrics;
 use crate::session::refresh::Freshness;
-use crate::crypto::api_token::SERVICE_SID_PREFIX;
 use crate::session::Session;
 use crate::util::ids::log_id;
 use crate::web::reply::Reply;

@@ -94,19 +94,33 @@ async fn checks_the_assertion_like_docusign() {
 
     // No key registered yet.
     let (status, body) = grant(&fake, &sign(good.clone(), &private)).await;
-    assert_eq!((status, body["error_description"].as_str()), (400, Some("no_valid_keys_or_signatures")));
+    assert_eq!(
+        (status, body["error_description"].as_str()),
+        (400, Some("no_valid_keys_or_signatures"))
+    );
     fake.add_jwt_public_key(&public);
     // Signed by another key.
     let (_, body) = grant(&fake, &sign(good.clone(), &other)).await;
     assert_eq!(body["error"], "invalid_grant");
     // Wrong audience, issuer, lifetime, user, scope.
-    let (_, body) = grant(&fake, &sign(with("aud", json!("account-d.docusign.com")), &private)).await;
+    let (_, body) = grant(
+        &fake,
+        &sign(with("aud", json!("account-d.docusign.com")), &private),
+    )
+    .await;
     assert_eq!(body["error_description"], "no_valid_keys_or_signatures");
     let (_, body) = grant(&fake, &sign(with("iss", json!("another-key")), &private)).await;
     assert_eq!(body["error_description"], "issuer_not_found");
     let (_, body) = grant(&fake, &sign(with("exp", json!(t + 3601)), &private)).await;
     assert_eq!(body["error"], "invalid_grant");
-    let (_, body) = grant(&fake, &sign(with("sub", json!("00000000-0000-0000-0000-000000000000")), &private)).await;
+    let (_, body) = grant(
+        &fake,
+        &sign(
+            with("sub", json!("00000000-0000-0000-0000-000000000000")),
+            &private,
+        ),
+    )
+    .await;
     assert_eq!(body["error_description"], "user_not_found");
     let (_, body) = grant(&fake, &sign(with("scope", json!("signature")), &private)).await;
     assert_eq!(body["error"], "invalid_scope");
@@ -117,10 +131,19 @@ async fn checks_the_assertion_like_docusign() {
 
     // Consent through /oauth/auth with the impersonation scope.
     let redirect = fake.config().redirect_uris[0].clone();
-    let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap();
     let r = http
         .get(format!("{}/oauth/auth", fake.account_server_url()))
-        .query(&[("response_type", "code"), ("client_id", iss.as_str()), ("redirect_uri", redirect.as_str()), ("scope", "signature impersonation"), ("state", "s")])
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", iss.as_str()),
+            ("redirect_uri", redirect.as_str()),
+            ("scope", "signature impersonation"),
+            ("state", "s"),
+        ])
         .send()
         .await
         .unwrap();

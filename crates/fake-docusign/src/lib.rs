@@ -11,6 +11,8 @@
 mod control;
 mod envelopes;
 mod jwt;
+#[cfg(test)]
+mod jwt_tests;
 mod oauth;
 mod records;
 mod reply;
@@ -18,8 +20,6 @@ mod rest;
 mod state;
 mod time;
 mod tokens;
-#[cfg(test)]
-mod jwt_tests;
 
 #[cfg(test)]
 mod tests;

@@ -264,7 +264,12 @@ impl State {
     /// Issues a new access token and refresh token for `grant`.
     /// An access token alone (the JWT grant has no refresh token) and its
     /// lifetime in seconds.
-    pub(crate) fn issue_access_token(&mut self, grant: Grant, sub: &str, now: Instant) -> (String, u64) {
+    pub(crate) fn issue_access_token(
+        &mut self,
+        grant: Grant,
+        sub: &str,
+        now: Instant,
+    ) -> (String, u64) {
         let ttl = self.access_token_ttl;
         let token = mint(TokenKind::Access, sub, &grant.client_id, &grant.scopes, ttl);
         self.issued_secrets.push(token.clone());
