@@ -25,14 +25,18 @@
 //! | the subscriber resubscribes after a restart | `outage::resubscribe_after_restart` |
 //! | `rediss://` verifies the server certificate | `tests/redis_tls.rs` |
 
+mod cache;
 mod conn;
 mod keeper;
 pub mod layout;
 mod lease;
 mod pubsub;
 mod record;
+mod runtime;
 mod script;
 pub mod seal;
+mod store;
+mod swap;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -46,6 +50,7 @@ pub use layout::{tag_of, Layout, SessionKeys};
 pub use lease::CommitOutcome;
 pub use pubsub::Invalidation;
 pub use seal::Sealer;
+pub use store::{RedisSettings, RedisStore};
 
 use conn::{map_error, Conn};
 
