@@ -81,6 +81,30 @@ async fn restarting_instances_keeps_sessions_and_tokens() {
     }
 }
 
+/// A zero-downtime upgrade (SIGQUIT, `--upgrade`) of an instance: the new
+/// process serves the sessions the old one had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgraded_instance_keeps_every_session() {
+    let mut env = Instances::start(2, "").await;
+    let b = env.logged_in().await;
+    let path = env.account_path();
+    assert_eq!(env.get_as(0, &b, &path).await.status(), 200);
+    let new = env.gws[0].spawn_upgrade();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    env.gws[0].signal("QUIT");
+    let old = &mut env.gws[0];
+    let exited = tokio::task::block_in_place(|| old.wait_exit(Duration::from_secs(20)));
+    assert!(exited.is_some(), "the old process exited");
+    assert_eq!(
+        env.get_as(0, &b, &path).await.status(),
+        200,
+        "{}",
+        new.logs()
+    );
+    assert!(new.logs().contains("redis Standalone"), "{}", new.logs());
+    assert_eq!(env.get_as(1, &b, &path).await.status(), 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_requests_over_two_instances_cause_one_refresh() {
     let env = Instances::start(2, "").await;
