@@ -63,10 +63,9 @@ fn main() {
     measure("gateway token: verify", bench, || {
         black_box(tokens.verify(black_box(&jwt)));
     });
-    measure("route + account + dot segments", bench, || {
+    measure("route + path grammar", bench, || {
         black_box(router::route(black_box(path), "/auth/docusign/callback"));
-        black_box(router::account_in_path(black_box(path)));
-        black_box(router::has_dot_segment(black_box(path)));
+        black_box(router::parse_api_path(black_box(path)).ok());
     });
     measure("return_to: sanitize", bench, || {
         black_box(return_to::sanitize(Some(black_box(

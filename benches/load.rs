@@ -74,13 +74,19 @@ async fn main() {
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public}\"\n\
              [docusign]\nauth_server = \"{}\"\nclient_id = \"demo-integration-key\"\n\
-             allowed_api_hosts = [\"127.0.0.2\", \"127.0.0.3\"]\nallow_plain_http = true\n\
+             allowed_api_hosts = [\"{}\", \"{}\"]\nallow_plain_http = true\n\
              [session]\nsecure_cookie = false\n[log]\nlevel = \"warn\"\n",
-            fake.account_server_url()
+            fake.account_server_url(),
+            fake.rest_host_url(0).trim_start_matches("http://"),
+            fake.rest_host_url(1).trim_start_matches("http://"),
         ),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_docusign-gateway"))
+    // GATEWAY_TEST_BIN: a private copy, as in tests/common (a shared target
+    // dir's copy can be replaced by another worktree's build mid-run).
+    let bin = std::env::var_os("GATEWAY_TEST_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_docusign-gateway").into());
+    let child = Command::new(bin)
         .arg("--config")
         .arg(&config)
         .env("DSGW_DOCUSIGN_CLIENT_SECRET", "demo-client-secret")

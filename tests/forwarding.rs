@@ -161,7 +161,8 @@ async fn no_docusign_token_in_any_response_or_log_line() {
 #[tokio::test]
 async fn unreachable_rest_host_is_a_502_json_not_a_panic() {
     let env = Env::start_with(Options {
-        allowed_api_hosts: "[\"127.0.0.2\", \"127.0.0.3\", \"127.0.0.9\", \"host.invalid\"]".into(),
+        allowed_api_hosts: "[\"{rest0}\", \"{rest1}\", \"127.0.0.9:1\", \"host.invalid:80\"]"
+            .into(),
         ..Options::default()
     })
     .await;

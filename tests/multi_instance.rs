@@ -271,17 +271,27 @@ async fn killing_the_lease_holder_mid_refresh_costs_at_most_that_refresh() {
     assert_eq!(again, status, "the restarted instance agrees");
 }
 
-/// A login started on A completes when DocuSign's callback lands on B.
+/// A login started on A completes when DocuSign's callback lands on B; the
+/// same callback replayed on A is refused (its state is used up everywhere).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the login-in-cookie rework: pending logins are still per instance"]
 async fn a_login_started_on_one_instance_completes_on_another() {
     let env = Instances::start(2, "").await;
     let mut b = env.browser(0);
     let callback = b.start_login("/auth/session").await;
+    let replay = b.clone();
     let on_b = callback.replacen(&env.gws[0].url, &env.gws[1].url, 1);
     assert_ne!(on_b, callback);
     b.base = env.gws[1].url.clone();
     let r = b.get(&on_b).await;
     assert_eq!(r.status(), 302, "the callback on B completes the login");
     assert_eq!(env.get_as(0, &b, &env.account_path()).await.status(), 200);
+    let before = env.fake.stats().token_authorization_code;
+    let mut replay = replay;
+    let r = replay.get(&callback).await;
+    assert_eq!(r.status(), 400, "the state was used on B");
+    assert_eq!(
+        env.fake.stats().token_authorization_code,
+        before,
+        "no exchange"
+    );
 }

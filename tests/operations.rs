@@ -18,7 +18,7 @@ fn check_prints_the_effective_config_with_secrets_masked() {
         "[docusign]\nclient_id = \"ik\"\n[session]\nttl_secs = 3600\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_docusign-gateway"))
+    let out = Command::new(gateway_bin())
         .args(["check", "--config"])
         .arg(&path)
         .env("DSGW_DOCUSIGN_CLIENT_SECRET", "client-secret-value")
@@ -45,7 +45,7 @@ fn check_prints_the_effective_config_with_secrets_masked() {
     assert!(text.contains("max_sessions = 100000"), "defaults shown");
     assert!(text.contains("http://localhost:8080/auth/docusign/callback"));
 
-    let out = Command::new(env!("CARGO_BIN_EXE_docusign-gateway"))
+    let out = Command::new(gateway_bin())
         .args(["check", "--config"])
         .arg(&path)
         .env("DSGW_DOCUSIGN_CLIENT_SECRET", "x")
@@ -186,7 +186,7 @@ async fn readiness_and_health() {
         200
     );
     // The container health probe.
-    let out = Command::new(env!("CARGO_BIN_EXE_docusign-gateway"))
+    let out = Command::new(gateway_bin())
         .args(["health", "--addr", &env.gw.addr.to_string()])
         .output()
         .unwrap();
@@ -195,7 +195,7 @@ async fn readiness_and_health() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_docusign-gateway"))
+    let out = Command::new(gateway_bin())
         .args(["health", "--addr", &format!("127.0.0.1:{}", free_port())])
         .output()
         .unwrap();

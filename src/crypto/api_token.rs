@@ -7,6 +7,7 @@ use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, 
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::keys;
+use crate::util::time::now_unix;
 
 /// The `aud` of every gateway token.
 pub const AUDIENCE: &str = "docusign-gateway";
@@ -68,7 +69,9 @@ impl ApiTokens {
     }
 
     /// The claims of a valid token: signature, algorithm, exp, iss and aud
-    /// checked. Anything else is `None`.
+    /// checked. Anything else is `None`. A token is valid while `now < exp`:
+    /// jsonwebtoken (even with leeway 0) still accepts it in the second
+    /// `now == exp`, so `exp` is checked here again, exactly.
     pub fn verify(&self, token: &str) -> Option<Claims> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return None;
@@ -76,6 +79,7 @@ impl ApiTokens {
         decode::<Claims>(token, &self.decoding, &self.validation)
             .ok()
             .map(|d| d.claims)
+            .filter(|c| c.exp > now_unix())
     }
 }
 
@@ -85,7 +89,6 @@ mod tests {
     use base64::Engine;
 
     use super::*;
-    use crate::util::time::now_unix;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -170,6 +173,18 @@ mod tests {
         for g in ["", "a.b.c", "not a jwt", &"x".repeat(10_000)] {
             assert!(t.verify(g).is_none());
         }
+    }
+
+    /// Issue 13, item 11: `exp` is exact, no second of grace.
+    #[test]
+    fn a_token_is_refused_from_its_exp_second_on() {
+        let t = tokens();
+        let now = now_unix();
+        let (at_exp, exp) = t.mint("u", "s", now - 60, now);
+        assert_eq!(exp, now);
+        assert!(t.verify(&at_exp).is_none());
+        let (next, _) = t.mint("u", "s", now, now + 2);
+        assert!(t.verify(&next).is_some());
     }
 
     #[test]

@@ -2,16 +2,24 @@
 //! that binds a pending login to its browser. Both are encrypted and
 //! authenticated (AES-256-GCM through `cookie`'s private jar); a forged,
 //! tampered or oversized cookie reads as absent.
+//!
+//! With `secure_cookie` on, both names carry the `__Host-` prefix: a browser
+//! then only accepts them with `Secure`, `Path=/` and no `Domain`, so a
+//! sibling subdomain cannot plant or shadow them.
 
 use std::time::Duration;
 
 use cookie::{Cookie, CookieJar, Key, SameSite};
+use pingora::http::ResponseHeader;
 
 use crate::config::SessionConfig;
 use crate::crypto::keys;
 
 /// Sealed values longer than this are not even decrypted.
-const MAX_COOKIE_VALUE: usize = 1024;
+const MAX_COOKIE_VALUE: usize = 3072;
+
+/// Prefix of the cookie names when `secure_cookie` is on.
+pub const HOST_PREFIX: &str = "__Host-";
 
 pub struct CookieCodec {
     key: Key,
@@ -23,22 +31,34 @@ pub struct CookieCodec {
 impl CookieCodec {
     pub fn new(cfg: &SessionConfig) -> Self {
         let bytes: [u8; 64] = keys::derive(cfg.secret.expose().as_bytes(), keys::COOKIE_KEY);
+        let name = |n: &str| match cfg.secure_cookie {
+            true => format!("{HOST_PREFIX}{n}"),
+            false => n.to_string(),
+        };
         CookieCodec {
             key: Key::from(&bytes),
-            session_name: cfg.cookie_name.clone(),
-            login_name: cfg.login_cookie_name.clone(),
+            session_name: name(&cfg.cookie_name),
+            login_name: name(&cfg.login_cookie_name),
             secure: cfg.secure_cookie,
         }
     }
 
+    /// The session cookie's name as the browser sees it.
+    pub fn session_name(&self) -> &str {
+        &self.session_name
+    }
+
     /// The session id carried by a `Cookie` header, if one is there and valid.
-    pub fn session_from(&self, cookie_header: Option<&str>) -> Option<String> {
-        self.open(cookie_header, &self.session_name)
+    pub fn session_from(&self, cookie_header: Option<impl AsRef<str>>) -> Option<String> {
+        self.open(
+            cookie_header.as_ref().map(AsRef::as_ref),
+            &self.session_name,
+        )
     }
 
     /// The login binding carried by a `Cookie` header, if valid.
-    pub fn login_from(&self, cookie_header: Option<&str>) -> Option<String> {
-        self.open(cookie_header, &self.login_name)
+    pub fn login_from(&self, cookie_header: Option<impl AsRef<str>>) -> Option<String> {
+        self.open(cookie_header.as_ref().map(AsRef::as_ref), &self.login_name)
     }
 
     /// `Set-Cookie` value that stores the session id for `max_age`.
@@ -73,6 +93,46 @@ impl CookieCodec {
             .map(str::to_string)
             .collect();
         (!kept.is_empty()).then(|| kept.join("; "))
+    }
+
+    /// True when a `Set-Cookie` value from a REST host would set (or clear)
+    /// one of the gateway's own cookies: such a header is dropped before the
+    /// response reaches the browser. Names are compared without an
+    /// `__Host-`/`__Secure-` prefix and without case, so no spelling of the
+    /// gateway's names gets through.
+    pub fn is_own_set_cookie(&self, set_cookie: &[u8]) -> bool {
+        let text = String::from_utf8_lossy(set_cookie);
+        let name = text.split([';', '=']).next().unwrap_or("").trim();
+        let bare = |n: &str| {
+            let lower = n.to_ascii_lowercase();
+            for prefix in ["__host-", "__secure-"] {
+                if let Some(rest) = lower.strip_prefix(prefix) {
+                    return rest.to_string();
+                }
+            }
+            lower
+        };
+        let name = bare(name);
+        name == bare(&self.session_name) || name == bare(&self.login_name)
+    }
+
+    /// Drops every `Set-Cookie` of a REST host's response that
+    /// [`is_own_set_cookie`](Self::is_own_set_cookie); the others stay, in order.
+    pub fn strip_own_set_cookies(&self, response: &mut ResponseHeader) -> pingora::Result<()> {
+        let all = response.headers.get_all(http::header::SET_COOKIE);
+        if !all.iter().any(|v| self.is_own_set_cookie(v.as_bytes())) {
+            return Ok(());
+        }
+        let kept: Vec<http::HeaderValue> = all
+            .iter()
+            .filter(|v| !self.is_own_set_cookie(v.as_bytes()))
+            .cloned()
+            .collect();
+        response.remove_header(&http::header::SET_COOKIE);
+        for v in kept {
+            response.append_header(http::header::SET_COOKIE, v)?;
+        }
+        Ok(())
     }
 
     fn open(&self, header: Option<&str>, name: &str) -> Option<String> {
@@ -126,10 +186,14 @@ mod tests {
     use crate::util::secret::Secret;
 
     fn codec(secret: &str) -> CookieCodec {
+        codec_with(secret, false)
+    }
+
+    fn codec_with(secret: &str, secure: bool) -> CookieCodec {
         CookieCodec::new(&SessionConfig {
             cookie_name: "dsgw_session".into(),
             login_cookie_name: "dsgw_session_login".into(),
-            secure_cookie: true,
+            secure_cookie: secure,
             secret: Secret::new(secret),
             ttl: Duration::from_secs(60),
             refresh_before_expiry: Duration::from_secs(5),
@@ -148,8 +212,9 @@ mod tests {
 
     #[test]
     fn round_trip_with_attributes() {
-        let c = codec("0123456789abcdef0123456789abcdef");
+        let c = codec_with("0123456789abcdef0123456789abcdef", true);
         let set = c.set_session("sid-123", Duration::from_secs(60));
+        assert!(set.starts_with("__Host-dsgw_session="), "{set}");
         assert!(set.contains("HttpOnly"));
         assert!(set.contains("SameSite=Lax"));
         assert!(set.contains("Path=/"));
@@ -185,7 +250,7 @@ mod tests {
         ] {
             assert_eq!(c.session_from(Some(h)), None, "{h:?}");
         }
-        assert_eq!(c.session_from(None), None);
+        assert_eq!(c.session_from(None::<&str>), None);
     }
 
     #[test]
@@ -198,5 +263,95 @@ mod tests {
         );
         assert_eq!(c.strip_own("dsgw_session=xyz"), None);
         assert!(c.clear_session().contains("Max-Age=0"));
+    }
+
+    /// Issue 13, item 9: with `secure_cookie` the names carry `__Host-`
+    /// (which browsers only accept with Secure, Path=/ and no Domain).
+    #[test]
+    fn secure_cookies_get_the_host_prefix() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let secure = codec_with(secret, true);
+        let plain = codec_with(secret, false);
+        let set = secure.set_login("b", Duration::from_secs(60));
+        assert!(set.starts_with("__Host-dsgw_session_login="), "{set}");
+        assert!(set.contains("Secure") && set.contains("Path=/"));
+        assert!(!set.to_ascii_lowercase().contains("domain="));
+        assert!(secure.clear_session().starts_with("__Host-dsgw_session=;"));
+        assert_eq!(secure.session_name(), "__Host-dsgw_session");
+        let set = plain.set_session("sid", Duration::from_secs(60));
+        assert!(set.starts_with("dsgw_session="), "{set}");
+        assert!(!set.contains("Secure"));
+        // A cookie without the prefix does not open as the prefixed one.
+        let unprefixed = header_from(&plain.set_session("sid", Duration::from_secs(60)));
+        assert_eq!(secure.session_from(Some(&unprefixed)), None);
+        // Both spellings are stripped before forwarding.
+        assert_eq!(
+            secure
+                .strip_own("__Host-dsgw_session=x; a=1; __Host-dsgw_session_login=y")
+                .as_deref(),
+            Some("a=1")
+        );
+    }
+
+    /// Issue 13, item 11: all `Cookie` headers are read, joined.
+    #[test]
+    fn reads_a_cookie_from_any_joined_header() {
+        let c = codec("0123456789abcdef0123456789abcdef");
+        let sealed = header_from(&c.set_session("sid-9", Duration::from_secs(60)));
+        let joined = format!("a=1; b=2; {sealed}");
+        assert_eq!(c.session_from(Some(joined)).as_deref(), Some("sid-9"));
+    }
+
+    /// Issue 13, item 11: a REST host cannot set the gateway's cookies.
+    #[test]
+    fn recognises_set_cookie_for_own_names() {
+        for secure in [false, true] {
+            let c = codec_with("0123456789abcdef0123456789abcdef", secure);
+            for own in [
+                "dsgw_session=planted; Path=/",
+                "dsgw_session_login=x",
+                "DSGW_SESSION=x; Path=/",
+                " dsgw_session =x",
+                "__Host-dsgw_session=x; Secure; Path=/",
+                "__Secure-dsgw_session_login=x; Secure",
+                "__host-Dsgw_Session=x",
+                "dsgw_session; Path=/",
+            ] {
+                assert!(c.is_own_set_cookie(own.as_bytes()), "{secure} {own}");
+            }
+            for other in [
+                "app=1; Path=/",
+                "dsgw_session2=x",
+                "x=dsgw_session",
+                "dsgw=1",
+                "",
+            ] {
+                assert!(!c.is_own_set_cookie(other.as_bytes()), "{secure} {other}");
+            }
+        }
+    }
+
+    #[test]
+    fn strips_own_set_cookies_from_a_response() {
+        let c = codec("0123456789abcdef0123456789abcdef");
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        for v in [
+            "app=1",
+            "dsgw_session=planted; Path=/",
+            "b=2",
+            "dsgw_session_login=x",
+        ] {
+            resp.append_header("Set-Cookie", v).unwrap();
+        }
+        resp.append_header("X-Other", "kept").unwrap();
+        c.strip_own_set_cookies(&mut resp).unwrap();
+        let left: Vec<&str> = resp
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(left, ["app=1", "b=2"]);
+        assert_eq!(resp.headers["x-other"], "kept");
     }
 }

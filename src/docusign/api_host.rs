@@ -29,8 +29,8 @@ pub enum HostRefused {
     CredentialsOrQuery,
     #[error("the account's base_uri has no host")]
     NoHost,
-    #[error("the account's REST host {0:?} is not in docusign.allowed_api_hosts")]
-    NotAllowed(String),
+    #[error("the account's REST host {host:?} on port {port} is not in docusign.allowed_api_hosts (a pattern without a port admits port 443 only)")]
+    NotAllowed { host: String, port: u16 },
 }
 
 /// A REST host that passed the policy.
@@ -66,12 +66,12 @@ impl HostPolicy {
             Some(Host::Ipv6(a)) => a.to_string(),
             None => return Err(HostRefused::NoHost),
         };
-        if !self.allowed.iter().any(|p| p.matches(&host)) {
-            return Err(HostRefused::NotAllowed(host));
-        }
         let port = url
             .port_or_known_default()
             .unwrap_or(if tls { 443 } else { 80 });
+        if !self.allowed.iter().any(|p| p.matches(&host, port)) {
+            return Err(HostRefused::NotAllowed { host, port });
+        }
         let host_for_header = match url.host() {
             Some(Host::Ipv6(_)) => format!("[{host}]"),
             _ => host.clone(),
@@ -107,16 +107,57 @@ mod tests {
     #[test]
     fn wildcard_matches_subdomains_only() {
         let p = HostPattern::parse("*.docusign.net").unwrap();
-        assert!(p.matches("demo.docusign.net"));
-        assert!(p.matches("NA2.docusign.net"));
-        assert!(p.matches("a.b.docusign.net"));
-        assert!(!p.matches("docusign.net"));
-        assert!(!p.matches("evildocusign.net"));
-        assert!(!p.matches("demo.docusign.net.evil.com"));
+        assert!(p.matches("demo.docusign.net", 443));
+        assert!(p.matches("NA2.docusign.net", 443));
+        assert!(p.matches("a.b.docusign.net", 443));
+        assert!(!p.matches("docusign.net", 443));
+        assert!(!p.matches("evildocusign.net", 443));
+        assert!(!p.matches("demo.docusign.net.evil.com", 443));
         assert!(HostPattern::parse("*.net").is_err());
         assert!(HostPattern::parse("*").is_err());
         assert!(HostPattern::parse("").is_err());
         assert!(HostPattern::parse("exa mple.com").is_err());
+    }
+
+    /// Issue 13, item 11: the port of an allowed host is checked too.
+    #[test]
+    fn only_port_443_or_the_written_port_gets_a_token() {
+        let p = policy(&["*.docusign.net", "127.0.0.2:9001", "[::1]:8443"], true);
+        assert!(p.check("https://demo.docusign.net").is_ok());
+        assert!(p.check("https://demo.docusign.net:443").is_ok());
+        for refused in [
+            "https://demo.docusign.net:8443",
+            "https://demo.docusign.net:444",
+            "http://demo.docusign.net",
+            "http://127.0.0.2:9002",
+            "http://127.0.0.2",
+            "https://[::1]",
+        ] {
+            let e = p.check(refused).unwrap_err();
+            assert!(
+                e.to_string().contains("allowed_api_hosts"),
+                "{refused}: {e}"
+            );
+        }
+        assert!(p.check("http://127.0.0.2:9001").is_ok());
+        assert!(p.check("https://[::1]:8443/").is_ok());
+        // A bare IPv6 address or host with `:443` is the same as without.
+        assert!(policy(&["::1"], false).check("https://[::1]").is_ok());
+        assert!(policy(&["a.example:443"], false)
+            .check("https://a.example")
+            .is_ok());
+        for bad in [
+            "a.example:0",
+            "a.example:x",
+            "a.example:65536",
+            "a.example:",
+            "a.example:+1",
+            "*.docusign.net:",
+            "[::1",
+            "[::1]x",
+        ] {
+            assert!(HostPattern::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -138,7 +179,7 @@ mod tests {
 
     #[test]
     fn plain_http_and_foreign_hosts_are_refused() {
-        let p = policy(&["*.docusign.net", "127.0.0.2"], false);
+        let p = policy(&["*.docusign.net", "127.0.0.2:9001"], false);
         assert!(p
             .check("http://demo.docusign.net")
             .unwrap_err()
@@ -152,7 +193,7 @@ mod tests {
         assert!(p.check("https://u:p@demo.docusign.net").is_err());
         assert!(p.check("ftp://demo.docusign.net").is_err());
         assert!(p.check("not a url").is_err());
-        let h = policy(&["127.0.0.2"], true)
+        let h = policy(&["127.0.0.2:9001"], true)
             .check("http://127.0.0.2:9001/")
             .unwrap();
         assert_eq!(

@@ -20,6 +20,7 @@ use async_trait::async_trait;
 
 use super::AccountServer;
 use crate::config::Config;
+use crate::docusign::bounded::{BoundedHttp, FetchError};
 use crate::util::secret::Secret;
 use crate::util::time::now_unix;
 
@@ -108,7 +109,8 @@ pub enum ClientError {
 
 pub struct DocuSignClient {
     oauth: OAuthClient,
-    http: reqwest::Client,
+    /// Every answer is read up to `bounded::MAX_ANSWER_BYTES`.
+    http: BoundedHttp,
     userinfo_url: Url,
     scopes: Vec<String>,
 }
@@ -138,7 +140,7 @@ impl DocuSignClient {
             .map_err(|e| ClientError::Http(e.to_string()))?;
         Ok(DocuSignClient {
             oauth,
-            http,
+            http: BoundedHttp::new(http),
             userinfo_url,
             scopes: cfg.docusign.scopes.clone(),
         })
@@ -188,6 +190,7 @@ impl AccountServer for DocuSignClient {
     async fn userinfo(&self, access_token: &Secret) -> Result<UserInfo, OAuthError> {
         let response = self
             .http
+            .client
             .get(self.userinfo_url.clone())
             .bearer_auth(access_token.expose())
             .header("Accept", "application/json")
@@ -205,10 +208,10 @@ impl AccountServer for DocuSignClient {
                 }
             });
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| OAuthError::Unavailable(request_error(&e)))?;
+        let body = self.http.body(response).await.map_err(|e| match e {
+            FetchError::Request(e) => OAuthError::Unavailable(request_error(&e)),
+            other => OAuthError::Unavailable(format!("userinfo: {other}")),
+        })?;
         serde_json::from_slice::<UserInfo>(&body).map_err(|e| {
             OAuthError::Unavailable(format!("userinfo is not the expected JSON ({e})"))
         })
@@ -300,5 +303,36 @@ mod tests {
             err.to_string(),
             "DocuSign refused the grant (invalid_grant: expired_client_token)"
         );
+    }
+
+    fn client_for(auth_server: std::net::SocketAddr) -> DocuSignClient {
+        let toml = format!(
+            "[docusign]\nauth_server = \"http://{auth_server}\"\nclient_id = \"ik\"\n\
+             client_secret = \"cs\"\nallow_plain_http = true\n[session]\nsecret = \"0123456789abcdef0123456789abcdef\"\n"
+        );
+        DocuSignClient::new(&Config::from_toml_str(&toml, Vec::new()).unwrap()).unwrap()
+    }
+
+    /// Issue 13, item 7: a 5 MiB token or userinfo answer fails the call
+    /// (the login answers 502 for `Unavailable`) instead of being read.
+    #[tokio::test]
+    async fn oversized_token_and_userinfo_answers_are_refused() {
+        use crate::docusign::bounded::tests::streaming_server;
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n";
+        let server = streaming_server(head, 5 * 1024 * 1024).await;
+        let client = client_for(server);
+        let verifier = Secret::new("v".repeat(43));
+        for result in [
+            client.exchange_code("code", &verifier).await.map(|_| ()),
+            client.refresh(&Secret::new("rt")).await.map(|_| ()),
+            client.userinfo(&Secret::new("at")).await.map(|_| ()),
+        ] {
+            match result {
+                Err(OAuthError::Unavailable(m)) => {
+                    assert!(m.contains("larger than 1048576 bytes"), "{m}")
+                }
+                other => panic!("expected Unavailable, got {other:?}"),
+            }
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! DocuSign's account server as the gateway sees it: the OAuth client
 //! (`client`, behind the [`AccountServer`] interface so that the request path
-//! can be tested with a scripted one) and the check of each account's REST
-//! host (`api_host`).
+//! can be tested with a scripted one; it reads answers through `bounded`,
+//! which caps their size) and the check of each account's REST host
+//! (`api_host`).
 
 pub mod api_host;
+pub mod bounded;
 mod client;
 
 use async_trait::async_trait;

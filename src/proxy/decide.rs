@@ -76,19 +76,16 @@ impl Gateway {
     async fn prepare_forward(&self, req: &RequestHeader) -> Result<Forwarding, Reply> {
         let path = req.uri.path();
         let original = req.uri.path_and_query().map_or(path, |pq| pq.as_str());
+        router::check_method(&req.method)?;
         let browser = wants_html(req);
         let session = match self.auth.caller(req).await {
             Caller::Session(session) => session,
             other => return Err(self.auth.login_required_for(&other, browser, original)),
         };
-        if router::has_dot_segment(path) {
-            return Err(Reply::error(
-                400,
-                "invalid_path",
-                "Paths with '.' or '..' segments are not forwarded.",
-            ));
-        }
-        let upstream = self.upstream_for(account_of(&session, path)?).await?;
+        let api_path = router::parse_api_path(path).map_err(router::PathError::reply)?;
+        let upstream = self
+            .upstream_for(account_of(&session, api_path.account)?)
+            .await?;
         let session = match self.refresher.fresh(&session, None).await {
             Freshness::Ready(session) => session,
             other => return Err(self.not_fresh(other, browser, original)),
@@ -135,8 +132,8 @@ impl Gateway {
 
 /// Step 3: the account the path names must be one of the session's; other
 /// paths go to the default account.
-fn account_of<'s>(session: &'s Session, path: &str) -> Result<&'s Account, Reply> {
-    match router::account_in_path(path) {
+fn account_of<'s>(session: &'s Session, named: Option<&str>) -> Result<&'s Account, Reply> {
+    match named {
         Some(id) => session.account(id).ok_or_else(|| {
             Reply::error(
                 403,

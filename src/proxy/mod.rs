@@ -7,7 +7,9 @@
 //!    (`Authorization: Bearer`). Without one: a browser is redirected to
 //!    login, any other client (and any bad token) gets 401 `login_required`.
 //!    A session store that does not answer: 503 `session_store_unavailable`.
-//! 3. The account named in the path must be one of the session's (else 403);
+//! 3. The method must be one DocuSign uses (else 405) and the path follow
+//!    `router::parse_api_path`'s grammar (else 400 `invalid_path`). The
+//!    account named in the path must be one of the session's (else 403);
 //!    other paths go to the default account. Its REST host must have passed
 //!    `allowed_api_hosts` at login (else 502), and must resolve (else 502).
 //! 4. The session's access token must be usable: inside the refresh window
@@ -16,7 +18,8 @@
 //!    503.
 //! 5. The request is forwarded (`upstream.rs`) with `Host` and SNI of that
 //!    REST host, the session's DocuSign bearer token and without the
-//!    gateway's cookies; the response streams back untouched.
+//!    gateway's cookies; the response streams back untouched, except
+//!    `Set-Cookie` headers for the gateway's own cookie names (dropped).
 //! 6. If DocuSign answers 401 (`replay.rs`), the session is refreshed (once,
 //!    shared with concurrent requests) and the request replayed once with
 //!    the new token; a body too large to replay (over 64 KiB) gets
@@ -49,7 +52,7 @@ pub use ctx::{Forwarding, Replay, RequestCtx, Upstream};
 pub use decide::Decision;
 
 use crate::auth::pending::PendingLogins;
-use crate::auth::Auth;
+use crate::auth::{Auth, OriginPolicy};
 use crate::config::{Config, RedisTarget};
 use crate::crypto::api_token::ApiTokens;
 use crate::crypto::cookies::CookieCodec;
@@ -131,6 +134,7 @@ impl Gateway {
             },
             docusign: parts.account_server,
             clock: parts.clock,
+            origins: OriginPolicy::new(&cfg.server.public_url, &cfg.server.allowed_origins),
             cfg: Arc::new(cfg),
         };
         Gateway {
@@ -265,6 +269,7 @@ impl ProxyHttp for Gateway {
                 .with_label_values(&[f.upstream.host.authority.as_str()])
                 .observe(sent.elapsed().as_secs_f64());
         }
+        self.auth.cookies.strip_own_set_cookies(upstream_response)?;
         if upstream_response.status.as_u16() != 401 || !matches!(ctx.replay, Replay::NotTried) {
             return Ok(());
         }

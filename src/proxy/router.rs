@@ -1,6 +1,7 @@
 //! Which part of the gateway a request path belongs to.
 
 use crate::util::paths::*;
+use crate::web::reply::Reply;
 
 /// What the gateway does with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,26 +33,154 @@ pub fn route(path: &str, callback_path: &str) -> Route {
     }
 }
 
-/// The account a REST path names: `/restapi/{version}/accounts/{accountId}...`.
-pub fn account_in_path(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix(API_PREFIX)?;
-    let mut parts = rest.split('/');
-    let _version = parts.next()?;
-    if parts.next()? != "accounts" {
-        return None;
+/// The methods that are forwarded to DocuSign, as an `Allow` header value.
+pub const FORWARDED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
+
+/// Only the methods DocuSign's REST API uses are forwarded: `TRACE` (which a
+/// REST host may echo with the bearer token), WebDAV and made-up methods are
+/// answered 405 here, before any session or token is looked at.
+pub fn check_method(method: &http::Method) -> Result<(), Reply> {
+    use http::Method;
+    match *method {
+        Method::GET
+        | Method::HEAD
+        | Method::POST
+        | Method::PUT
+        | Method::PATCH
+        | Method::DELETE => Ok(()),
+        _ => Err(Reply::error(
+            405,
+            "method_not_allowed",
+            "The gateway forwards GET, HEAD, POST, PUT, PATCH and DELETE only.",
+        )
+        .header("Allow", FORWARDED_METHODS)),
     }
-    parts.next().filter(|id| !id.is_empty())
 }
 
-/// True when the path has a `.` or `..` segment, literally or percent-encoded:
-/// such a path could reach another account than the one it names.
-pub fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|seg| {
-        let decoded: String = percent_encoding::percent_decode_str(seg)
-            .decode_utf8_lossy()
-            .into_owned();
-        decoded == "." || decoded == ".." || decoded.contains(['/', '\\'])
-    })
+/// A REST path that passed the grammar of [`parse_api_path`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiPath<'a> {
+    /// `v2`, `v2.1`, ...
+    pub version: &'a str,
+    /// The account the path names, as written (compare case-insensitively).
+    pub account: Option<&'a str>,
+}
+
+/// Why a `/restapi/...` path is not forwarded (400 `invalid_path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("The path does not start with /restapi/.")]
+    NotApi,
+    #[error("The path has an empty segment ('//' or a trailing '/').")]
+    EmptySegment,
+    #[error("Paths with '.' or '..' segments, or an encoded '/' or '\\', are not forwarded.")]
+    DotSegment,
+    #[error("The segment after /restapi/ must be an API version such as v2 or v2.1.")]
+    BadVersion,
+    #[error("The segment after the version may only hold letters, digits, '_' and '-'.")]
+    BadResource,
+    #[error("An account id is 1 to 64 letters, digits or '-' (a GUID or a numeric id).")]
+    BadAccountId,
+}
+
+impl PathError {
+    pub fn reply(self) -> Reply {
+        Reply::error(400, "invalid_path", &self.to_string())
+    }
+}
+
+/// Longest account id accepted in a path.
+const MAX_ACCOUNT_ID: usize = 64;
+
+/// The one grammar a forwarded path must follow:
+///
+/// ```text
+/// /restapi/{version}[/{resource}[/{account id}]][/{segment}...]
+/// version    = "v" 1*DIGIT [ "." 1*DIGIT ]
+/// resource   = 1*( ALPHA / DIGIT / "_" / "-" )
+/// account id = 1*64( ALPHA / DIGIT / "-" )      when resource is "accounts"
+/// ```
+///
+/// No segment may be empty (`//`, trailing `/`), and no segment may be `.`
+/// or `..` or hold an encoded `/` or `\`, literally or percent-encoded.
+/// `resource` is compared with `accounts` case-insensitively: a path that
+/// names an account in any spelling gets that account's check and host.
+/// Percent-encoding and `;` parameters are refused in the version, the
+/// resource and the account id. DocuSign's account ids (GUIDs and numeric
+/// ids) fit the account id rule; the gateway then checks the id against the
+/// session's accounts.
+pub fn parse_api_path(path: &str) -> Result<ApiPath<'_>, PathError> {
+    let rest = path.strip_prefix(API_PREFIX).ok_or(PathError::NotApi)?;
+    let segments: Vec<&str> = rest.split('/').collect();
+    for seg in &segments {
+        if seg.is_empty() {
+            return Err(PathError::EmptySegment);
+        }
+        if is_dot_segment(seg) {
+            return Err(PathError::DotSegment);
+        }
+    }
+    let version = segments[0];
+    if !is_version(version) {
+        return Err(PathError::BadVersion);
+    }
+    let account = match segments.get(1) {
+        None => None,
+        Some(resource) => {
+            if !resource
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err(PathError::BadResource);
+            }
+            if resource.eq_ignore_ascii_case("accounts") {
+                match segments.get(2) {
+                    None => None,
+                    Some(id) if is_account_id(id) => Some(*id),
+                    Some(_) => return Err(PathError::BadAccountId),
+                }
+            } else {
+                None
+            }
+        }
+    };
+    Ok(ApiPath { version, account })
+}
+
+/// The request target sent to the REST host: always origin-form, the path
+/// and query that were checked, under the `base_uri`'s path prefix if it has
+/// one. (pingora keeps an absolute-form target verbatim for the wire unless
+/// the URI is set again, so it is always set.)
+pub fn upstream_target(path_prefix: &str, uri: &http::Uri) -> Option<http::Uri> {
+    let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    format!("{path_prefix}{pq}").parse().ok()
+}
+
+/// `v` + digits + optional `.` + digits.
+fn is_version(seg: &str) -> bool {
+    let Some(num) = seg.strip_prefix('v') else {
+        return false;
+    };
+    let (major, minor) = match num.split_once('.') {
+        Some((major, minor)) => (major, Some(minor)),
+        None => (num, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(major) && minor.is_none_or(digits)
+}
+
+fn is_account_id(seg: &str) -> bool {
+    !seg.is_empty()
+        && seg.len() <= MAX_ACCOUNT_ID
+        && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// A `.` or `..` segment, literally or percent-encoded, or one that decodes
+/// to something holding `/` or `\`: such a path could reach another account
+/// than the one it names.
+fn is_dot_segment(seg: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(seg).decode_utf8_lossy();
+    decoded == "." || decoded == ".." || decoded.contains(['/', '\\'])
 }
 
 #[cfg(test)]
@@ -86,24 +215,141 @@ mod tests {
         }
     }
 
-    #[test]
-    fn finds_the_account() {
-        assert_eq!(account_in_path("/restapi/v2.1/accounts/abc"), Some("abc"));
-        assert_eq!(
-            account_in_path("/restapi/v2/accounts/abc/envelopes"),
-            Some("abc")
-        );
-        assert_eq!(account_in_path("/restapi/v2.1/accounts/"), None);
-        assert_eq!(account_in_path("/restapi/v2.1/accounts"), None);
-        assert_eq!(account_in_path("/restapi/v2.1/billing_plans"), None);
+    const ID: &str = "a4ec37d6-04a4-4c8c-9f2a-6b3f1c2d3e4f";
+
+    fn account(path: &str) -> Result<Option<&str>, PathError> {
+        parse_api_path(path).map(|p| p.account)
     }
 
     #[test]
-    fn dot_segments() {
-        assert!(has_dot_segment("/restapi/v2.1/accounts/a/../b"));
-        assert!(has_dot_segment("/restapi/v2.1/accounts/a/%2e%2E/b"));
-        assert!(has_dot_segment("/restapi/v2.1/accounts/a%2F..%2Fb"));
-        assert!(has_dot_segment("/restapi/./x"));
-        assert!(!has_dot_segment("/restapi/v2.1/accounts/a/envelopes"));
+    fn finds_the_account() {
+        assert_eq!(account("/restapi/v2.1/accounts/abc"), Ok(Some("abc")));
+        assert_eq!(
+            account("/restapi/v2/accounts/abc/envelopes"),
+            Ok(Some("abc"))
+        );
+        assert_eq!(
+            account("/restapi/v2.1/accounts/12345678"),
+            Ok(Some("12345678"))
+        );
+        assert_eq!(
+            account(&format!("/restapi/v2.1/accounts/{ID}/envelopes")),
+            Ok(Some(ID))
+        );
+        assert_eq!(account("/restapi/v2.1/accounts"), Ok(None));
+        assert_eq!(account("/restapi/v2.1/billing_plans"), Ok(None));
+        assert_eq!(account("/restapi/v2.1"), Ok(None));
+        assert_eq!(
+            parse_api_path("/restapi/v2.1/accounts/abc").map(|p| p.version),
+            Ok("v2.1")
+        );
+        // Later segments may be percent-encoded (document names, ids).
+        assert_eq!(
+            account(&format!("/restapi/v2.1/accounts/{ID}/envelopes/e%20f")),
+            Ok(Some(ID))
+        );
+    }
+
+    /// Every spelling the audit used to reach the default account's host
+    /// with a foreign account id (issue 13, item 3), and more.
+    #[test]
+    fn odd_spellings_are_refused_or_name_their_account() {
+        use PathError::*;
+        let table: &[(&str, Result<Option<&str>, PathError>)] = &[
+            // Any spelling of `accounts` names the account.
+            ("/restapi/v2.1/Accounts/{id}", Ok(Some(ID))),
+            ("/restapi/v2.1/ACCOUNTS/{id}/envelopes", Ok(Some(ID))),
+            ("/restapi/v2.1/aCcOuNtS/{id}", Ok(Some(ID))),
+            // Empty segments anywhere.
+            ("/restapi/v2.1/accounts//{id}", Err(EmptySegment)),
+            ("/restapi//v2.1/accounts/{id}", Err(EmptySegment)),
+            ("/restapi/v2.1//accounts/{id}", Err(EmptySegment)),
+            ("/restapi/v2.1/accounts/{id}//envelopes", Err(EmptySegment)),
+            ("/restapi/v2.1/accounts/", Err(EmptySegment)),
+            ("/restapi/v2.1/accounts/{id}/", Err(EmptySegment)),
+            ("/restapi/", Err(EmptySegment)),
+            // Percent-encoding and parameters in `accounts`.
+            ("/restapi/v2.1/%61ccounts/{id}", Err(BadResource)),
+            ("/restapi/v2.1/%41CCOUNTS/{id}", Err(BadResource)),
+            ("/restapi/v2.1/accounts%20/{id}", Err(BadResource)),
+            ("/restapi/v2.1/accounts;x=1/{id}", Err(BadResource)),
+            ("/restapi/v2.1/accounts;/{id}", Err(BadResource)),
+            ("/restapi/v2.1/accounts /{id}", Err(BadResource)),
+            ("/restapi/v2.1/accounts./{id}", Err(BadResource)),
+            // No version, or a version in another spelling.
+            ("/restapi/accounts/{id}", Err(BadVersion)),
+            ("/restapi/accounts", Err(BadVersion)),
+            ("/restapi/V2.1/accounts/{id}", Err(BadVersion)),
+            ("/restapi/v2.1;x=1/accounts/{id}", Err(BadVersion)),
+            ("/restapi/v2%2E1/accounts/{id}", Err(BadVersion)),
+            ("/restapi/%762.1/accounts/{id}", Err(BadVersion)),
+            ("/restapi/v/accounts/{id}", Err(BadVersion)),
+            ("/restapi/v2./accounts/{id}", Err(BadVersion)),
+            ("/restapi/v.1/accounts/{id}", Err(BadVersion)),
+            ("/restapi/v2.1.0/accounts/{id}", Err(BadVersion)),
+            ("/restapi/v2x/accounts/{id}", Err(BadVersion)),
+            // `restapi` itself in another spelling is not an API path at all.
+            ("/restapi;x=1/v2.1/accounts/{id}", Err(NotApi)),
+            ("/%72estapi/v2.1/accounts/{id}", Err(NotApi)),
+            ("/RESTAPI/v2.1/accounts/{id}", Err(NotApi)),
+            ("//restapi/v2.1/accounts/{id}", Err(NotApi)),
+            // The account id: strict characters, never encoded.
+            ("/restapi/v2.1/accounts/%61{id}", Err(BadAccountId)),
+            ("/restapi/v2.1/accounts/{id};x=1", Err(BadAccountId)),
+            ("/restapi/v2.1/accounts/{id}%20", Err(BadAccountId)),
+            ("/restapi/v2.1/accounts/{id}%2F..%2Fother", Err(DotSegment)),
+            ("/restapi/v2.1/accounts/a_b", Err(BadAccountId)),
+            ("/restapi/v2.1/accounts/{id}{id}", Err(BadAccountId)),
+            // Dot segments, literal or encoded, anywhere.
+            ("/restapi/v2.1/accounts/{id}/../other", Err(DotSegment)),
+            ("/restapi/v2.1/accounts/{id}/%2e%2E/other", Err(DotSegment)),
+            ("/restapi/v2.1/accounts/{id}/%2E/x", Err(DotSegment)),
+            ("/restapi/./v2.1/accounts/{id}", Err(DotSegment)),
+            ("/restapi/v2.1/accounts/{id}/a%5Cb", Err(DotSegment)),
+        ];
+        for (path, want) in table {
+            let path = path.replace("{id}", ID);
+            assert_eq!(account(&path), *want, "{path}");
+        }
+    }
+
+    #[test]
+    fn upstream_targets_are_origin_form_under_the_prefix() {
+        let id = format!("/restapi/v2.1/accounts/{ID}?a=1");
+        let uri: http::Uri = format!("http://evil.example:8443{id}").parse().unwrap();
+        assert_eq!(upstream_target("", &uri).unwrap().to_string(), id);
+        assert_eq!(
+            upstream_target("/base", &id.parse().unwrap())
+                .unwrap()
+                .to_string(),
+            format!("/base{id}")
+        );
+    }
+
+    #[test]
+    fn refused_paths_are_400_invalid_path() {
+        let r = PathError::EmptySegment.reply();
+        assert_eq!(r.status, 400);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["error"], "invalid_path");
+    }
+
+    #[test]
+    fn only_rest_methods_are_forwarded() {
+        for m in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] {
+            assert!(check_method(&m.parse().unwrap()).is_ok(), "{m}");
+        }
+        for m in [
+            "TRACE", "PROPFIND", "OPTIONS", "CONNECT", "MKCOL", "BREW", "get",
+        ] {
+            let r = check_method(&m.parse().unwrap()).unwrap_err();
+            assert_eq!(r.status, 405, "{m}");
+            assert!(r
+                .headers
+                .iter()
+                .any(|(k, v)| *k == "Allow" && v == FORWARDED_METHODS));
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(v["error"], "method_not_allowed");
+        }
     }
 }

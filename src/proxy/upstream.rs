@@ -8,6 +8,7 @@ use pingora::prelude::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
 use super::ctx::Forwarding;
+use super::router;
 use crate::crypto::cookies::CookieCodec;
 use crate::web::request::cookie_header;
 
@@ -30,21 +31,17 @@ pub fn rewrite(req: &mut RequestHeader, f: &Forwarding, cookies: &CookieCodec) -
     let bearer = &f.session.tokens.set.access_token;
     req.insert_header("Host", host.authority.as_str())?;
     req.insert_header("Authorization", format!("Bearer {}", bearer.expose()))?;
-    let kept = cookie_header(req).and_then(|c| cookies.strip_own(c));
+    let kept = cookie_header(req).and_then(|c| cookies.strip_own(&c));
     match kept {
         Some(c) => req.insert_header("Cookie", c)?,
         None => {
             req.remove_header("Cookie");
         }
     }
-    // Origin-form only (an absolute-form request URI names no other
+    // Always origin-form (an absolute-form request target names no other
     // host upstream), under the base_uri's path if it has one.
-    if req.uri.authority().is_some() || !host.path_prefix.is_empty() {
-        let pq = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let uri: http::Uri = format!("{}{pq}", host.path_prefix)
-            .parse()
-            .map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
-        req.set_uri(uri);
-    }
+    let uri = router::upstream_target(&host.path_prefix, &req.uri)
+        .ok_or_else(|| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
+    req.set_uri(uri);
     Ok(())
 }

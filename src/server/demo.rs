@@ -47,10 +47,22 @@ pub fn run(listen: SocketAddr) -> Result<(), String> {
         fake.account_server_url(),
     ));
     env.push(("DSGW_SESSION_SECRET".into(), random_id()));
+    // The fake's REST hosts listen on ephemeral ports; a pattern names its port.
+    let rest_hosts: Vec<String> = (0..fake.rest_host_count())
+        .map(|i| {
+            fake.rest_host_url(i)
+                .trim_start_matches("http://")
+                .to_string()
+        })
+        .collect();
+    env.push((
+        "DSGW_DOCUSIGN_ALLOWED_API_HOSTS".into(),
+        rest_hosts.join(","),
+    ));
     let cfg = Config::from_toml_str(DEMO_CONFIG, env).map_err(|e| e.to_string())?;
 
     println!("{}", hints(&public_url, &fake));
-    super::run(cfg, false)
+    super::run(cfg, false).map_err(|e| e.to_string())
 }
 
 fn hints(public_url: &str, fake: &FakeDocuSign) -> String {

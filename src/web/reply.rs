@@ -9,6 +9,10 @@ use serde_json::{json, Value};
 pub const JSON: &str = "application/json; charset=utf-8";
 pub const HTML: &str = "text/html; charset=utf-8";
 
+/// The policy of the gateway's plain HTML pages ([`Reply::page`]).
+pub const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+     form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
@@ -69,19 +73,42 @@ impl Reply {
         self.header("Cache-Control", "no-store")
     }
 
+    /// An HTML reply gets `X-Frame-Options: DENY` and, unless it brings its
+    /// own (the session page's, with a nonce), a Content-Security-Policy
+    /// that allows only the page's inline style: no script, no framing.
+    pub fn with_html_guards(mut self) -> Reply {
+        let has =
+            |r: &Reply, name: &str| r.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        let is_html = self.headers.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("Content-Type")
+                && v.trim_start().to_ascii_lowercase().starts_with("text/html")
+        });
+        if !is_html {
+            return self;
+        }
+        if !has(&self, "X-Frame-Options") {
+            self = self.header("X-Frame-Options", "DENY");
+        }
+        if !has(&self, "Content-Security-Policy") {
+            self = self.header("Content-Security-Policy", PAGE_CSP);
+        }
+        self
+    }
+
     /// Writes the reply to the client.
     pub async fn send(self, session: &mut Session) -> pingora::Result<()> {
-        let mut head = ResponseHeader::build(self.status, Some(self.headers.len() + 1))?;
-        for (name, value) in self.headers {
+        let reply = self.with_html_guards();
+        let mut head = ResponseHeader::build(reply.status, Some(reply.headers.len() + 1))?;
+        for (name, value) in reply.headers {
             head.append_header(name, value)?;
         }
-        head.insert_header("Content-Length", self.body.len().to_string())?;
+        head.insert_header("Content-Length", reply.body.len().to_string())?;
         let head_only = session.req_header().method == http::Method::HEAD;
         session
-            .write_response_header(Box::new(head), head_only || self.body.is_empty())
+            .write_response_header(Box::new(head), head_only || reply.body.is_empty())
             .await?;
-        if !head_only && !self.body.is_empty() {
-            session.write_response_body(Some(self.body), true).await?;
+        if !head_only && !reply.body.is_empty() {
+            session.write_response_body(Some(reply.body), true).await?;
         }
         Ok(())
     }
@@ -116,5 +143,32 @@ mod tests {
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["error"], "account_not_permitted");
         assert_eq!(r.headers[0].1, JSON);
+    }
+
+    /// Issue 13, item 11: every HTML reply gets X-Frame-Options and a CSP;
+    /// a page that brings its own CSP keeps it.
+    #[test]
+    fn html_replies_get_frame_and_script_guards() {
+        let header = |r: &Reply, name: &str| -> Vec<String> {
+            r.headers
+                .iter()
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        let page = Reply::page(200, "t", "x", None).with_html_guards();
+        assert_eq!(header(&page, "X-Frame-Options"), ["DENY"]);
+        assert_eq!(header(&page, "Content-Security-Policy"), [PAGE_CSP]);
+        let own = Reply::new(200, HTML, "<p>")
+            .header("Content-Security-Policy", "script-src 'nonce-abc'")
+            .with_html_guards();
+        assert_eq!(
+            header(&own, "Content-Security-Policy"),
+            ["script-src 'nonce-abc'"]
+        );
+        assert_eq!(header(&own, "X-Frame-Options"), ["DENY"]);
+        let json = Reply::error(400, "x", "y").with_html_guards();
+        assert!(header(&json, "X-Frame-Options").is_empty());
+        assert!(header(&json, "Content-Security-Policy").is_empty());
     }
 }

@@ -1,6 +1,8 @@
 //! Reading what a request says about itself: query parameters, cookies, the
 //! bearer token, whether a browser sent it.
 
+use std::borrow::Cow;
+
 use pingora::http::RequestHeader;
 
 /// The value of one query parameter (decoded), if present.
@@ -11,8 +13,29 @@ pub fn query_param(req: &RequestHeader, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-pub fn cookie_header(req: &RequestHeader) -> Option<&str> {
-    req.headers.get(http::header::COOKIE)?.to_str().ok()
+/// Every `Cookie` header of the request, joined with `"; "` (HTTP/2 clients
+/// send one header per cookie; HTTP/1.1 clients may send several too).
+/// Values that are not visible ASCII are skipped. `None` without any.
+pub fn cookie_header(req: &RequestHeader) -> Option<Cow<'_, str>> {
+    join_cookie_headers(req.headers.get_all(http::header::COOKIE).iter())
+}
+
+fn join_cookie_headers<'a>(
+    values: impl Iterator<Item = &'a http::HeaderValue>,
+) -> Option<Cow<'a, str>> {
+    let mut values = values.filter_map(|v| v.to_str().ok());
+    let first = values.next()?;
+    match values.next() {
+        None => Some(Cow::Borrowed(first)),
+        Some(second) => {
+            let mut joined = format!("{first}; {second}");
+            for v in values {
+                joined.push_str("; ");
+                joined.push_str(v);
+            }
+            Some(Cow::Owned(joined))
+        }
+    }
 }
 
 /// True when the client says it wants an HTML page (a browser).
@@ -34,4 +57,36 @@ pub fn bearer_token(req: &RequestHeader) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(cookies: &[&str]) -> RequestHeader {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        for c in cookies {
+            req.append_header("Cookie", *c).unwrap();
+        }
+        req
+    }
+
+    /// Issue 13, item 11: every `Cookie` header is read, not only the first.
+    #[test]
+    fn joins_every_cookie_header() {
+        assert_eq!(cookie_header(&request(&[])), None);
+        assert_eq!(
+            cookie_header(&request(&["a=1; b=2"])).as_deref(),
+            Some("a=1; b=2")
+        );
+        assert_eq!(
+            cookie_header(&request(&["a=1", "dsgw_session=x", "c=3"])).as_deref(),
+            Some("a=1; dsgw_session=x; c=3")
+        );
+        let mut req = request(&["a=1"]);
+        req.append_header("Cookie", http::HeaderValue::from_bytes(b"\xff=1").unwrap())
+            .unwrap();
+        req.append_header("Cookie", "s=2").unwrap();
+        assert_eq!(cookie_header(&req).as_deref(), Some("a=1; s=2"));
+    }
 }

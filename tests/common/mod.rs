@@ -80,6 +80,30 @@ impl GatewayProcess {
         None
     }
 
+    /// Wraps a gateway started with [`spawn_gateway`] (killed on drop, its
+    /// config file removed).
+    pub fn adopt(
+        child: Child,
+        url: &str,
+        logs: Arc<Mutex<String>>,
+        config_path: std::path::PathBuf,
+    ) -> GatewayProcess {
+        let addr = url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("url is http://ip:port");
+        GatewayProcess {
+            child,
+            url: url.to_string(),
+            addr,
+            logs,
+            config_path,
+            env: Vec::new(),
+            owns_config: true,
+            sock_dir: None,
+        }
+    }
+
     /// Starts a second gateway with the same configuration and `--upgrade`:
     /// it takes the listening sockets over once this one gets SIGQUIT.
     pub fn spawn_upgrade(&self) -> GatewayProcess {
@@ -108,6 +132,16 @@ impl Drop for GatewayProcess {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// The gateway binary under test: cargo's, or `GATEWAY_TEST_BIN` when set.
+/// Worktrees that share one `CARGO_TARGET_DIR` also share cargo's copy at
+/// `target/debug/docusign-gateway`, which a concurrent build in another
+/// worktree replaces mid-run; a private copy named here is immune to that.
+pub fn gateway_bin() -> std::path::PathBuf {
+    std::env::var_os("GATEWAY_TEST_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_docusign-gateway").into())
 }
 
 /// Runs the gateway binary with `config_toml` and extra environment, and
@@ -140,7 +174,7 @@ fn spawn_binary(
     args: &[&str],
     env: &[(String, String)],
 ) -> (Child, Arc<Mutex<String>>) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_docusign-gateway"));
+    let mut cmd = Command::new(gateway_bin());
     cmd.arg("--config")
         .arg(config)
         .args(args)
@@ -189,12 +223,64 @@ pub struct Options {
     pub session_extra: String,
     pub docusign_extra: String,
     pub rust_log: String,
-    /// Override allowed_api_hosts (TOML array text).
+    /// Override allowed_api_hosts (TOML array text); `{rest0}`, `{rest1}`
+    /// stand for the fake's REST hosts (`127.0.0.2:PORT`). Patterns name
+    /// the port: without one only 443 would be allowed.
     pub allowed_api_hosts: String,
     /// Extra TOML lines appended to the [server] section.
     pub server_extra: String,
     /// Extra TOML appended at the end (whole sections, e.g. `[log]`).
     pub extra_toml: String,
+    /// HTTPS on the gateway's listener with this certificate.
+    pub tls: Option<TestTls>,
+}
+
+/// A certificate for 127.0.0.1 made by the test, signed by its own CA.
+pub struct TestTls {
+    pub dir: std::path::PathBuf,
+    pub cert_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
+    /// The CA's certificate (PEM), for clients.
+    pub ca_pem: String,
+}
+
+impl TestTls {
+    pub fn new() -> TestTls {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Distinct names, or OpenSSL takes the leaf for a self-signed one.
+        ca.distinguished_name
+            .push(DnType::CommonName, "docusign-gateway test CA");
+        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().expect("key");
+        let mut leaf =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+                .expect("params");
+        leaf.distinguished_name
+            .push(DnType::CommonName, "docusign-gateway test");
+        let leaf = leaf.signed_by(&key, &issuer).expect("certificate");
+        let dir = unique_temp_path("tls");
+        std::fs::create_dir_all(&dir).expect("tls dir");
+        let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_file, leaf.pem()).expect("write cert");
+        std::fs::write(&key_file, key.serialize_pem()).expect("write key");
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write CA");
+        TestTls {
+            dir,
+            cert_file,
+            key_file,
+            ca_pem: ca_cert.pem(),
+        }
+    }
+}
+
+impl Drop for TestTls {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl Default for Options {
@@ -210,9 +296,10 @@ impl Default for Options {
             session_extra: String::new(),
             docusign_extra: String::new(),
             rust_log: "info".into(),
-            allowed_api_hosts: "[\"127.0.0.2\", \"127.0.0.3\"]".into(),
+            allowed_api_hosts: "[\"{rest0}\", \"{rest1}\"]".into(),
             server_extra: String::new(),
             extra_toml: String::new(),
+            tls: None,
         }
     }
 }
@@ -222,6 +309,8 @@ pub struct Env {
     pub fake: FakeDocuSign,
     pub gw: GatewayProcess,
     pub client: Client,
+    /// The gateway's certificate when it speaks HTTPS.
+    pub tls: Option<TestTls>,
 }
 
 impl Env {
@@ -231,7 +320,15 @@ impl Env {
 
     pub async fn start_with(mut opts: Options) -> Env {
         let port = free_port();
-        let public_url = format!("http://127.0.0.1:{port}");
+        let scheme = if opts.tls.is_some() { "https" } else { "http" };
+        let public_url = format!("{scheme}://127.0.0.1:{port}");
+        if let Some(tls) = &opts.tls {
+            opts.server_extra += &format!(
+                "\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+                tls.cert_file.display(),
+                tls.key_file.display()
+            );
+        }
         opts.fake.redirect_uris = vec![format!("{public_url}{CALLBACK}")];
         let fake = FakeDocuSign::start(opts.fake)
             .await
@@ -239,6 +336,12 @@ impl Env {
         // A directory of its own: the gateway creates it 0700 (it refuses a
         // directory that others can write, such as the temp dir).
         let sock_dir = unique_temp_path("sockdir");
+        let mut allowed = opts.allowed_api_hosts.clone();
+        for i in 0..fake.rest_host_count() {
+            let url = fake.rest_host_url(i);
+            let authority = url.trim_start_matches("http://").trim_end_matches('/');
+            allowed = allowed.replace(&format!("{{rest{i}}}"), authority);
+        }
         let toml = format!(
             r#"
 [server]
@@ -266,7 +369,7 @@ secure_cookie = false
 "#,
             auth = fake.account_server_url(),
             client_id = fake.config().client_id,
-            allowed = opts.allowed_api_hosts,
+            allowed = allowed,
             docusign_extra = opts.docusign_extra,
             // Most tests revoke tokens right after login and expect the
             // refresh + replay; the minimum interval has tests of its own.
@@ -303,13 +406,22 @@ secure_cookie = false
             owns_config: true,
             sock_dir: Some(sock_dir),
         };
-        let client = Client::builder()
+        let mut client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
+            .timeout(Duration::from_secs(30));
+        if let Some(tls) = &opts.tls {
+            let ca = reqwest::Certificate::from_pem(tls.ca_pem.as_bytes()).expect("CA");
+            // HTTP/1.1 like most clients; tests/tls.rs checks HTTP/2 itself.
+            client = client.add_root_certificate(ca).http1_only();
+        }
+        let client = client.build().unwrap();
         wait_healthy(&client, &gw).await;
-        Env { fake, gw, client }
+        Env {
+            fake,
+            gw,
+            client,
+            tls: opts.tls,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

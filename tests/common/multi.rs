@@ -111,6 +111,14 @@ fn spawn_instance(
     docusign_extra: &str,
 ) -> GatewayProcess {
     let sock_dir = unique_temp_path("sockdir");
+    // REST hosts with their ports (`allowed_api_hosts` matches ports).
+    let allowed: Vec<String> = (0..fake.rest_host_count())
+        .map(|i| {
+            let url = fake.rest_host_url(i);
+            let authority = url.trim_start_matches("http://").trim_end_matches('/');
+            format!("\"{authority}\"")
+        })
+        .collect();
     let toml = format!(
         r#"
 [server]
@@ -124,7 +132,7 @@ auth_server = "{auth}"
 client_id = "{client_id}"
 scopes = ["signature"]
 callback_path = "{CALLBACK}"
-allowed_api_hosts = ["127.0.0.2", "127.0.0.3"]
+allowed_api_hosts = [{allowed}]
 allow_plain_http = true
 {docusign_extra}
 
@@ -137,6 +145,7 @@ store = "redis"
         auth = fake.account_server_url(),
         client_id = fake.config().client_id,
         upgrade_sock = sock_dir.join("upgrade.sock").display(),
+        allowed = allowed.join(", "),
     );
     let secret = fake.config().client_secret.clone();
     let env: Vec<(String, String)> = [
