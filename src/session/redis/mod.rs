@@ -31,6 +31,7 @@
 //! | the cache is bypassed while the subscription is down | `cache::tests`, `tests/redis_store.rs` |
 
 mod cache;
+mod codec;
 mod conn;
 mod keeper;
 pub mod layout;

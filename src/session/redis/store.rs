@@ -31,6 +31,7 @@ use rand::Rng;
 use tracing::warn;
 
 use super::cache::Cache;
+use super::codec::{corrupt, decode, encode, unavailable};
 use super::lease::CommitOutcome;
 use super::runtime::Background;
 use super::{BackendError, LeaseKeeper, RedisBackend, Sealer, Target};
@@ -256,31 +257,6 @@ async fn poll_count(backend: RedisBackend, count: std::sync::Weak<AtomicI64>) {
         drop(count);
         tokio::time::sleep(COUNT_INTERVAL).await;
     }
-}
-
-/// A record that does not open or decode (sealed under another secret,
-/// tampered with, another version's format): no session, with a warning.
-fn corrupt(id: &str, why: &str) -> Option<Arc<Session>> {
-    warn!(session = %log_id(id), reason = why, "a stored session is unreadable; taken as logged out");
-    None
-}
-
-fn unavailable(e: BackendError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
-fn encode(session: &Session) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(session)
-        .map_err(|e| StoreError::Unavailable(format!("cannot encode a session: {e}")))
-}
-
-/// The session of a record; its generation must match the record's.
-fn decode(gen: u64, data: &[u8]) -> Result<Session, String> {
-    let session: Session = serde_json::from_slice(data).map_err(|e| e.to_string())?;
-    if session.tokens.generation != gen {
-        return Err("generation mismatch".into());
-    }
-    Ok(session)
 }
 
 #[async_trait]
