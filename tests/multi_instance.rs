@@ -196,6 +196,30 @@ async fn redis_down_is_503_and_its_return_needs_no_new_login() {
     }
 }
 
+/// An instance started while Redis is down runs (healthy, not ready) and
+/// becomes ready by itself when Redis comes up; logins then work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_starts_while_redis_is_down_and_recovers_by_itself() {
+    let mut env = Instances::start(1, "").await;
+    env.redis.stop();
+    env.restart(0).await;
+    let ready = env.client.get(env.url(0, "/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(ready.text().await.unwrap().contains("redis"));
+    env.redis.start_again();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ready = env.client.get(env.url(0, "/readyz")).send().await.unwrap();
+        if ready.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let b = env.logged_in().await;
+    assert_eq!(env.get_as(0, &b, &env.account_path()).await.status(), 200);
+}
+
 /// Polls (bounded) until instance `i` answers `status` for `path`.
 async fn eventually_status(
     env: &Instances,
