@@ -71,9 +71,8 @@ pub struct RedisStore {
     clock: Arc<dyn Clock>,
     /// The last approximate count, -1 until Redis answered once.
     approx_count: Arc<AtomicI64>,
-    /// The runtime of the connection and subscriber tasks (none when the
-    /// caller's runtime runs them).
-    _background: Option<Background>,
+    /// The runtime of the connection and subscriber tasks.
+    _background: Background,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -93,21 +92,13 @@ impl RedisStore {
         let background = Background::new()?;
         let handle = background.handle();
         let _entered = handle.enter();
-        Self::build(settings, clock, Some(background))
-    }
-
-    /// A store whose tasks run on the current tokio runtime.
-    pub fn start_here(
-        settings: RedisSettings,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, BackendError> {
-        Self::build(settings, clock, None)
+        Self::build(settings, clock, background)
     }
 
     fn build(
         s: RedisSettings,
         clock: Arc<dyn Clock>,
-        background: Option<Background>,
+        background: Background,
     ) -> Result<Self, BackendError> {
         let sealer = Sealer::new(&s.secret, s.previous_secret.as_deref());
         let backend = RedisBackend::connect(
@@ -356,8 +347,18 @@ impl SessionStore for RedisStore {
                 warn!(session = %log_id(&lease.session_id), "refresh lease was lost during the token call");
             }
         }
-        self.replace_tokens(Some(lease), &lease.session_id, expected_generation, tokens)
-            .await
+        let swap = self
+            .replace_tokens(Some(lease), &lease.session_id, expected_generation, tokens)
+            .await?;
+        if !matches!(swap, TokenSwap::Replaced(_)) {
+            // No commit ran (a committed script drops the lease itself): free
+            // the lease now rather than at its expiry. Owner-checked.
+            let _ = self
+                .backend
+                .release_lease(&lease.session_id, &lease.owner)
+                .await;
+        }
+        Ok(swap)
     }
 
     async fn release_lease(&self, mut lease: Lease) -> Result<(), StoreError> {
