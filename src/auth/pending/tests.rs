@@ -23,7 +23,7 @@ secret = "0123456789abcdef0123456789abcdef0123456789"
 fn login(state: &str, expires_at: u64) -> PendingLogin {
     PendingLogin {
         state: Secret::new(state),
-        pkce_verifier: Secret::new(format!("verifier-of-{state}")),
+        pkce_verifier: Secret::new(format!("verifier.of.{state}")),
         return_to: "/auth/session".into(),
         expires_at,
     }
