@@ -54,7 +54,7 @@ fn split(defaults: &toml::Table, var: &str) -> Result<(String, String), ConfigEr
         .ok_or_else(|| {
             ConfigError::new(
                 var,
-                "unknown variable: expected DSGW_SERVER_*, DSGW_DOCUSIGN_*, DSGW_SESSION_* or DSGW_LOG_*",
+                "unknown variable: expected DSGW_SERVER_*, DSGW_DOCUSIGN_*, DSGW_SESSION_*, DSGW_LOG_* or DSGW_REDIS_*",
             )
         })
 }

@@ -7,7 +7,7 @@
 //!
 //! - `raw`: the file format ([`RawConfig`]), its defaults, parsing.
 //! - `env`: the `DSGW_*` overlay.
-//! - `server`, `docusign`, `session`, `log`: each section's validated struct
+//! - `server`, `docusign`, `session`, `log`, `redis`: each section's validated struct
 //!   and its validation.
 //! - `range`: the one range check; `urls`: URL keys; `hosts`: host patterns.
 //! - `error`: [`ConfigError`] and when it may quote a value.
@@ -19,6 +19,7 @@ mod hosts;
 mod log;
 mod range;
 mod raw;
+mod redis;
 mod server;
 mod service;
 mod session;
@@ -29,6 +30,7 @@ pub use error::{ConfigError, SECRET_KEYS};
 pub use hosts::HostPattern;
 pub use log::{LogConfig, LogFormat};
 pub use raw::{DefaultValue, RawConfig};
+pub use redis::{redacted, RedisConfig, RedisTarget, StoreKind};
 pub use server::{default_upgrade_sock, ServerConfig, TlsFiles};
 pub use service::{parse_rsa_pem, ServiceConfig};
 pub use session::SessionConfig;
@@ -54,6 +56,8 @@ pub struct Config {
     pub docusign: DocusignConfig,
     pub session: SessionConfig,
     pub log: LogConfig,
+    /// Set when `session.store = "redis"`.
+    pub redis: Option<RedisConfig>,
     /// `[[service]]`: back-end services using the JWT grant.
     pub services: Vec<ServiceConfig>,
 }
@@ -82,9 +86,11 @@ impl Config {
             docusign,
             session,
             log,
+            redis,
             services,
             origins,
         } = raw;
+        let redis = redis::validate(session.store, redis)?;
         let server = server::validate(server, &origins)?;
         let log = log::validate(log, &origins)?;
         let docusign = docusign::validate(docusign, &server.public_url, &origins)?;
@@ -95,6 +101,7 @@ impl Config {
             docusign,
             session,
             log,
+            redis,
             services,
         })
     }

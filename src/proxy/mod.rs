@@ -54,12 +54,13 @@ pub use decide::Decision;
 use crate::auth::pending::PendingLogins;
 use crate::auth::service::Services;
 use crate::auth::{Auth, OriginPolicy};
-use crate::config::Config;
+use crate::config::{Config, RedisTarget};
 use crate::crypto::api_token::ApiTokens;
 use crate::crypto::cookies::CookieCodec;
 use crate::docusign::api_host::HostPolicy;
 use crate::docusign::{AccountServer, ClientError, DocuSignClient};
 use crate::ops::metrics::{self, metrics};
+use crate::session::redis::{RedisSettings, RedisStore, Target};
 use crate::session::refresh::{RefreshPolicy, Refresher};
 use crate::session::{MemoryStore, SessionStore};
 use crate::util::paths::CONSENT_PATH;
@@ -71,6 +72,8 @@ use resolver::Resolver;
 pub enum GatewayError {
     #[error(transparent)]
     DocuSignClient(#[from] ClientError),
+    #[error("session store: {0}")]
+    SessionStore(String),
 }
 
 /// What the gateway is built from: everything it talks to, injectable.
@@ -89,16 +92,10 @@ pub struct Gateway {
 
 impl Gateway {
     /// The gateway of a configuration: DocuSign's account server, sessions
-    /// in memory, the system clock.
+    /// in memory or in Redis (`session.store`), the system clock.
     pub fn new(cfg: Config) -> Result<Gateway, GatewayError> {
         let clock = system_clock();
-        let store = Arc::new(MemoryStore::new(
-            cfg.session.max_sessions,
-            cfg.session.max_sessions_per_user,
-            clock.clone(),
-        ));
-        let live = store.clone();
-        metrics::register_live_gauge("dsgw_sessions", "Live sessions", move || live.len() as i64);
+        let store = session_store(&cfg, clock.clone())?;
         let parts = Parts {
             sessions: store,
             account_server: Arc::new(DocuSignClient::new(&cfg)?),
@@ -108,11 +105,7 @@ impl Gateway {
     }
 
     pub fn from_parts(cfg: Config, parts: Parts) -> Gateway {
-        let policy = RefreshPolicy {
-            window: cfg.session.refresh_before_expiry,
-            wait_limit: cfg.docusign.request_timeout + Duration::from_secs(5),
-            min_interval: cfg.session.min_refresh_interval,
-        };
+        let policy = refresh_policy(&cfg);
         let refresher = Refresher::new(
             parts.account_server.clone(),
             parts.sessions.clone(),
@@ -163,6 +156,61 @@ impl Gateway {
             resolver: Resolver::new(),
         }
     }
+}
+
+/// How long a request waits for a refresh, and how long a refresh lease
+/// lives without renewal: the token call's timeout and a margin.
+fn refresh_wait(cfg: &Config) -> Duration {
+    cfg.docusign.request_timeout + Duration::from_secs(5)
+}
+
+fn refresh_policy(cfg: &Config) -> RefreshPolicy {
+    RefreshPolicy {
+        window: cfg.session.refresh_before_expiry,
+        wait_limit: refresh_wait(cfg),
+        min_interval: cfg.session.min_refresh_interval,
+    }
+}
+
+/// The configured session store, with its `dsgw_sessions` gauge. A Redis
+/// store is created without waiting for Redis.
+fn session_store(
+    cfg: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn SessionStore>, GatewayError> {
+    let Some(redis) = &cfg.redis else {
+        let store = Arc::new(MemoryStore::new(
+            cfg.session.max_sessions,
+            cfg.session.max_sessions_per_user,
+            clock,
+        ));
+        let live = store.clone();
+        metrics::register_live_gauge("dsgw_sessions", "Live sessions", move || live.len() as i64);
+        return Ok(store);
+    };
+    let settings = RedisSettings {
+        target: match &redis.target {
+            RedisTarget::Standalone(url) => Target::Standalone(url.clone()),
+            RedisTarget::Cluster(urls) => Target::Cluster(urls.clone()),
+        },
+        key_prefix: redis.key_prefix.clone(),
+        connect_timeout: redis.connect_timeout,
+        command_timeout: redis.command_timeout,
+        lease_ttl: refresh_wait(cfg),
+        cache_capacity: cfg.session.max_sessions,
+        secret: cfg.session.secret.expose().as_bytes().to_vec(),
+        previous_secret: None,
+    };
+    let store = RedisStore::start(settings, clock)
+        .map_err(|e| GatewayError::SessionStore(e.to_string()))?;
+    let store = Arc::new(store);
+    let live = store.clone();
+    metrics::register_live_gauge(
+        "dsgw_sessions",
+        "Sessions (approximate with the Redis store: keys in Redis)",
+        move || live.approx_count(),
+    );
+    Ok(store)
 }
 
 #[async_trait]
