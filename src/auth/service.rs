@@ -105,6 +105,19 @@ impl Services {
             .cloned()
     }
 
+    /// The current session if its token has not expired and DocuSign did
+    /// not refuse it: what a request gets while no new token can be had.
+    fn still_valid(&self, entry: &Entry, failed_generation: Option<u64>) -> Option<Arc<Session>> {
+        let now = self.clock.now_unix();
+        let current = entry.current.read().unwrap_or_else(|p| p.into_inner());
+        current
+            .as_ref()
+            .filter(|s| {
+                failed_generation != Some(s.tokens.generation) && s.tokens.set.expires_at > now
+            })
+            .cloned()
+    }
+
     /// The service's session with a usable token: the current one, or a new
     /// one after a mint. `failed_generation` is the generation DocuSign just
     /// refused with 401, if any. The error is the answer for the client.
@@ -125,16 +138,23 @@ impl Services {
             return Ok(s);
         }
         let now = self.clock.now_unix();
-        if let Some((until, reply)) = lock(&entry.failure).as_ref() {
-            if now < *until {
-                return Err(reply.clone());
-            }
+        let held = lock(&entry.failure)
+            .as_ref()
+            .filter(|(until, _)| now < *until)
+            .map(|(_, reply)| reply.clone());
+        if let Some(reply) = held {
+            return self.still_valid(entry, failed_generation).ok_or(reply);
         }
-        let session = self.mint(entry).await.inspect_err(|reply| {
-            if reply.status != 403 {
-                *lock(&entry.failure) = Some((now + FAILURE_HOLD_SECS, reply.clone()));
+        let session = match self.mint(entry).await {
+            Ok(session) => session,
+            Err(reply) => {
+                if reply.status != 403 {
+                    *lock(&entry.failure) = Some((now + FAILURE_HOLD_SECS, reply.clone()));
+                }
+                // A token that still works is used until it expires.
+                return self.still_valid(entry, failed_generation).ok_or(reply);
             }
-        })?;
+        };
         *lock(&entry.failure) = None;
         *lock(&entry.failing) = None;
         let previous = entry.current.read().map(|c| c.clone()).ok().flatten();

@@ -642,3 +642,35 @@ pub async fn raw_request(addr: SocketAddr, request_head: &str) -> (u16, String) 
         .unwrap_or(0);
     (status, text)
 }
+
+/// An RSA key pair made by openssl: (private key file, public key PEM).
+pub fn rsa_key(dir: &std::path::Path, pkcs1: bool) -> (std::path::PathBuf, String) {
+    let key = dir.join(if pkcs1 { "pkcs1.pem" } else { "pkcs8.pem" });
+    let mut genrsa = std::process::Command::new("openssl");
+    genrsa.arg("genrsa");
+    if pkcs1 {
+        genrsa.arg("-traditional");
+    }
+    let ok = genrsa
+        .arg("-out")
+        .arg(&key)
+        .arg("2048")
+        .output()
+        .expect("openssl");
+    assert!(ok.status.success(), "openssl genrsa failed");
+    let public = std::process::Command::new("openssl")
+        .args(["rsa", "-pubout", "-in"])
+        .arg(&key)
+        .output()
+        .expect("openssl rsa");
+    assert!(public.status.success());
+    (key, String::from_utf8(public.stdout).unwrap())
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
