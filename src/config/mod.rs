@@ -7,7 +7,7 @@
 //!
 //! - `raw`: the file format ([`RawConfig`]), its defaults, parsing.
 //! - `env`: the `DSGW_*` overlay.
-//! - `server`, `docusign`, `session`, `log`: each section's validated struct
+//! - `server`, `docusign`, `session`, `log`, `limits`: each section's validated struct
 //!   and its validation.
 //! - `range`: the one range check; `urls`: URL keys; `hosts`: host patterns.
 //! - `error`: [`ConfigError`] and when it may quote a value.
@@ -16,6 +16,7 @@ mod docusign;
 mod env;
 mod error;
 mod hosts;
+mod limits;
 mod log;
 mod range;
 mod raw;
@@ -26,6 +27,7 @@ mod urls;
 pub use docusign::{DocusignConfig, Environment};
 pub use error::{ConfigError, SECRET_KEYS};
 pub use hosts::HostPattern;
+pub use limits::LimitsConfig;
 pub use log::{LogConfig, LogFormat};
 pub use raw::{DefaultValue, RawConfig};
 pub use server::{default_upgrade_sock, ServerConfig};
@@ -52,6 +54,7 @@ pub struct Config {
     pub docusign: DocusignConfig,
     pub session: SessionConfig,
     pub log: LogConfig,
+    pub limits: LimitsConfig,
 }
 
 impl Config {
@@ -78,17 +81,20 @@ impl Config {
             docusign,
             session,
             log,
+            limits,
             origins,
         } = raw;
         let server = server::validate(server, &origins)?;
         let log = log::validate(log, &origins)?;
         let docusign = docusign::validate(docusign, &server.public_url, &origins)?;
         let session = session::validate(session)?;
+        let limits = limits::validate(limits)?;
         Ok(Config {
             server,
             docusign,
             session,
             log,
+            limits,
         })
     }
 

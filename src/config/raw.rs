@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::docusign::Environment;
 use super::error::{ConfigError, Origins};
+use super::limits::RawLimits;
 use super::log::LogFormat;
 use super::server::default_upgrade_sock;
 use super::MAX_LOGIN_TIMEOUT_SECS;
@@ -18,6 +19,7 @@ pub struct RawConfig {
     pub(super) docusign: RawDocusign,
     pub(super) session: RawSession,
     pub(super) log: RawLog,
+    pub(super) limits: RawLimits,
     /// Which keys the environment set (errors never quote those values).
     #[serde(skip)]
     pub(super) origins: Origins,

@@ -10,16 +10,20 @@
 //! 3. The method must be one DocuSign uses (else 405) and the path follow
 //!    `router::parse_api_path`'s grammar (else 400 `invalid_path`). The
 //!    account named in the path must be one of the session's (else 403);
-//!    other paths go to the default account. Its REST host must have passed
-//!    `allowed_api_hosts` at login (else 502), and must resolve (else 502).
+//!    other paths go to the default account. While the account's last seen
+//!    DocuSign rate limit is used up (`limits.rs`): 429 `rate_limited`. Its
+//!    REST host must have passed `allowed_api_hosts` at login (else 502),
+//!    and must resolve (else 502).
 //! 4. The session's access token must be usable: inside the refresh window
 //!    it is refreshed first (see `session::refresh`); a refused refresh token
 //!    ends the session (as in 2), a DocuSign outage without a usable token is
-//!    503.
+//!    503. Last, the call counts against `limits.session_hourly` (past it:
+//!    429 `rate_limited`).
 //! 5. The request is forwarded (`upstream.rs`) with `Host` and SNI of that
 //!    REST host, the session's DocuSign bearer token and without the
 //!    gateway's cookies; the response streams back untouched, except
-//!    `Set-Cookie` headers for the gateway's own cookie names (dropped).
+//!    `Set-Cookie` headers for the gateway's own cookie names (dropped). Its
+//!    rate-limit headers are recorded for its account (`limits.rs`).
 //! 6. If DocuSign answers 401 (`replay.rs`), the session is refreshed (once,
 //!    shared with concurrent requests) and the request replayed once with
 //!    the new token; a body too large to replay (over 64 KiB) gets
@@ -30,6 +34,7 @@
 
 mod ctx;
 mod decide;
+mod limits;
 mod replay;
 pub mod resolver;
 mod respond;
@@ -59,6 +64,7 @@ use crate::crypto::cookies::CookieCodec;
 use crate::docusign::api_host::HostPolicy;
 use crate::docusign::{AccountServer, ClientError, DocuSignClient};
 use crate::ops::metrics::{self, metrics};
+use crate::session::ratelimit::{AccountRates, CallCounter, MemoryCallCounter};
 use crate::session::refresh::{RefreshPolicy, Refresher};
 use crate::session::{MemoryStore, SessionStore};
 use crate::util::time::{system_clock, Clock};
@@ -76,6 +82,8 @@ pub struct Parts {
     pub sessions: Arc<dyn SessionStore>,
     pub account_server: Arc<dyn AccountServer>,
     pub clock: Arc<dyn Clock>,
+    /// Counts calls per session for `limits.session_hourly`.
+    pub calls: Arc<dyn CallCounter>,
 }
 
 /// Shared state of the gateway; one instance serves every request.
@@ -83,6 +91,7 @@ pub struct Gateway {
     pub auth: Auth,
     refresher: Refresher,
     resolver: Resolver,
+    calls: Arc<dyn CallCounter>,
 }
 
 impl Gateway {
@@ -100,6 +109,10 @@ impl Gateway {
         let parts = Parts {
             sessions: store,
             account_server: Arc::new(DocuSignClient::new(&cfg)?),
+            calls: Arc::new(MemoryCallCounter::new(
+                cfg.session.max_sessions,
+                clock.clone(),
+            )),
             clock,
         };
         Ok(Gateway::from_parts(cfg, parts))
@@ -140,6 +153,10 @@ impl Gateway {
                 allow_plain_http: cfg.docusign.allow_plain_http,
             },
             docusign: parts.account_server,
+            rates: Arc::new(AccountRates::new(
+                cfg.limits.hourly_reserve,
+                parts.clock.clone(),
+            )),
             clock: parts.clock,
             cfg: Arc::new(cfg),
         };
@@ -147,6 +164,7 @@ impl Gateway {
             auth,
             refresher,
             resolver: Resolver::new(),
+            calls: parts.calls,
         }
     }
 }
@@ -207,7 +225,7 @@ impl ProxyHttp for Gateway {
         upstream::rewrite(upstream_request, f, &self.auth.cookies)
     }
 
-    /// Step 6: a 401 from DocuSign.
+    /// Step 5: the answer's rate-limit headers; step 6: a 401 from DocuSign.
     async fn upstream_response_filter(
         &self,
         downstream: &mut Downstream,
@@ -221,6 +239,9 @@ impl ProxyHttp for Gateway {
                 .observe(sent.elapsed().as_secs_f64());
         }
         self.auth.cookies.strip_own_set_cookies(upstream_response)?;
+        if let Some(f) = &ctx.forwarding {
+            self.observe_rates(f, upstream_response);
+        }
         if upstream_response.status.as_u16() != 401 || !matches!(ctx.replay, Replay::NotTried) {
             return Ok(());
         }

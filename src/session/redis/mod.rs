@@ -48,6 +48,7 @@ pub use pubsub::Invalidation;
 pub use seal::Sealer;
 
 use conn::{map_error, Conn};
+pub(crate) use script::{arg, Lua};
 
 /// Why a Redis operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
