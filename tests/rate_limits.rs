@@ -70,6 +70,32 @@ fn metric(text: &str, name: &str, account: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// The metrics of `account` after one call with limits 100 / 50.
+async fn assert_metrics(env: &Env, port: u16, account: &str) {
+    let text = env
+        .client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let label = account.to_ascii_lowercase();
+    assert_eq!(
+        metric(&text, "dsgw_docusign_ratelimit_remaining", &label),
+        Some(99.0)
+    );
+    assert_eq!(
+        metric(&text, "dsgw_docusign_ratelimit_limit", &label),
+        Some(100.0)
+    );
+    assert_eq!(
+        metric(&text, "dsgw_docusign_burstlimit_remaining", &label),
+        Some(49.0)
+    );
+}
+
 #[tokio::test]
 async fn headers_are_read_per_account_and_shown() {
     let port = free_port();
@@ -118,28 +144,7 @@ async fn headers_are_read_per_account_and_shown() {
     let reset_at = rate["reset_at"].as_u64().unwrap();
     assert!(reset_at.abs_diff(now_unix() + secs) <= 2, "{rate}");
 
-    let text = env
-        .client
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let label = a0.to_ascii_lowercase();
-    assert_eq!(
-        metric(&text, "dsgw_docusign_ratelimit_remaining", &label),
-        Some(99.0)
-    );
-    assert_eq!(
-        metric(&text, "dsgw_docusign_ratelimit_limit", &label),
-        Some(100.0)
-    );
-    assert_eq!(
-        metric(&text, "dsgw_docusign_burstlimit_remaining", &label),
-        Some(49.0)
-    );
+    assert_metrics(&env, port, &a0).await;
 }
 
 #[tokio::test]

@@ -30,7 +30,7 @@ pub use hosts::HostPattern;
 pub use limits::LimitsConfig;
 pub use log::{LogConfig, LogFormat};
 pub use raw::{DefaultValue, RawConfig};
-pub use server::{default_upgrade_sock, ServerConfig};
+pub use server::{default_upgrade_sock, ServerConfig, TlsFiles};
 pub use session::SessionConfig;
 
 use std::path::Path;

@@ -35,6 +35,9 @@ pub(super) struct RawServer {
     pub(super) grace_period_secs: u64,
     /// Unset: [`default_upgrade_sock`], filled in by [`RawConfig::parse`].
     pub(super) upgrade_sock: Option<String>,
+    pub(super) allowed_origins: Vec<String>,
+    pub(super) tls_cert_file: Option<String>,
+    pub(super) tls_key_file: Option<String>,
 }
 
 impl Default for RawServer {
@@ -46,6 +49,9 @@ impl Default for RawServer {
             metrics_listen: None,
             grace_period_secs: 10,
             upgrade_sock: None,
+            allowed_origins: Vec::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -200,7 +206,12 @@ impl RawConfig {
             }
         }
         // Option fields are skipped by serialization: name them explicitly.
-        for unset in ["server.metrics_listen", "docusign.auth_server"] {
+        for unset in [
+            "server.metrics_listen",
+            "docusign.auth_server",
+            "server.tls_cert_file",
+            "server.tls_key_file",
+        ] {
             out.push((unset.to_string(), DefaultValue::Unset));
         }
         out.push(("server.upgrade_sock".into(), DefaultValue::FromEnvironment));

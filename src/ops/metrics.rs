@@ -100,6 +100,8 @@ pub struct Metrics {
     pub burstlimit_remaining: IntGaugeVec,
     /// `account`, `reason`: calls answered 429 (see [`RateLimitReason`]).
     pub ratelimited: IntCounterVec,
+    /// TLS handshakes on the gateway's listener that failed or timed out.
+    pub tls_handshake_failures: IntCounter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -169,6 +171,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["account", "reason"],
         )
         .expect("metric"),
+        tls_handshake_failures: IntCounter::new(
+            "dsgw_tls_handshake_failures_total",
+            "TLS handshakes on the gateway's listener that failed or timed out",
+        )
+        .expect("metric"),
     };
     let collectors: Vec<Box<dyn Collector>> = vec![
         Box::new(m.requests.clone()),
@@ -183,6 +190,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(m.ratelimit_limit.clone()),
         Box::new(m.burstlimit_remaining.clone()),
         Box::new(m.ratelimited.clone()),
+        Box::new(m.tls_handshake_failures.clone()),
     ];
     for c in collectors {
         let _ = prometheus::register(c);

@@ -57,7 +57,7 @@ pub use ctx::{Forwarding, Replay, RequestCtx, Upstream};
 pub use decide::Decision;
 
 use crate::auth::pending::PendingLogins;
-use crate::auth::Auth;
+use crate::auth::{Auth, OriginPolicy};
 use crate::config::Config;
 use crate::crypto::api_token::ApiTokens;
 use crate::crypto::cookies::CookieCodec;
@@ -158,6 +158,7 @@ impl Gateway {
                 parts.clock.clone(),
             )),
             clock: parts.clock,
+            origins: OriginPolicy::new(&cfg.server.public_url, &cfg.server.allowed_origins),
             cfg: Arc::new(cfg),
         };
         Gateway {

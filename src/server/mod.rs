@@ -3,6 +3,7 @@
 
 #[cfg(feature = "fake")]
 pub mod demo;
+pub mod tls;
 mod upgrade_dir;
 
 pub use upgrade_dir::{check_upgrade_dir, prepare_upgrade_dir};
@@ -10,15 +11,31 @@ pub use upgrade_dir::{check_upgrade_dir, prepare_upgrade_dir};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 
-use crate::config::Config;
-use crate::proxy::Gateway;
+use crate::config::{Config, ConfigError};
+use crate::proxy::{Gateway, GatewayError};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+}
 
 /// Builds a ready-to-run pingora server for `cfg`. `upgrade`: take the
 /// listening sockets over from a running gateway (zero-downtime upgrade).
 /// Creates the upgrade socket's directory (0700) when it is missing, and
 /// refuses one that group or others can write.
-pub fn build(cfg: Config, upgrade: bool) -> Result<Server, String> {
-    prepare_upgrade_dir(&cfg.server.upgrade_sock).map_err(|e| e.to_string())?;
+pub fn build(cfg: Config, upgrade: bool) -> Result<Server, ServerError> {
+    prepare_upgrade_dir(&cfg.server.upgrade_sock)?;
+    let tls = match &cfg.server.tls {
+        Some(files) => {
+            tls::check_tls(files)?;
+            Some(tls::settings(files)?)
+        }
+        None => None,
+    };
     let grace = cfg.server.grace_period.as_secs();
     let conf = ServerConf {
         threads: cfg.server.threads,
@@ -40,13 +57,16 @@ pub fn build(cfg: Config, upgrade: bool) -> Result<Server, String> {
     let metrics_listen = cfg.server.metrics_listen;
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
-    let gateway = Gateway::new(cfg).map_err(|e| e.to_string())?;
+    let gateway = Gateway::new(cfg)?;
     let mut service = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         gateway,
         "docusign-gateway",
     );
-    service.add_tcp(&listen.to_string());
+    match tls {
+        Some(settings) => service.add_tls_with_settings(&listen.to_string(), None, settings),
+        None => service.add_tcp(&listen.to_string()),
+    }
     server.add_service(service);
     if let Some(addr) = metrics_listen {
         let mut metrics = pingora_prometheus::prometheus_http_service();
@@ -58,7 +78,7 @@ pub fn build(cfg: Config, upgrade: bool) -> Result<Server, String> {
 
 /// Runs the gateway until a signal stops it: SIGTERM (graceful), SIGINT
 /// (fast), SIGQUIT (hand the sockets to a new process started with `--upgrade`).
-pub fn run(cfg: Config, upgrade: bool) -> Result<(), String> {
+pub fn run(cfg: Config, upgrade: bool) -> Result<(), ServerError> {
     let listen = cfg.server.listen;
     let public = cfg.server.public_url.clone();
     let metrics = cfg.server.metrics_listen;
