@@ -250,3 +250,28 @@ async fn a_used_up_burst_is_docusigns_429_then_the_gateways() {
     assert!((1..=30).contains(&retry), "Retry-After {retry}");
     assert_eq!(env.fake.rest_requests().len(), forwarded);
 }
+
+/// With the Redis store every instance counts a session's calls in Redis:
+/// calls spread over two instances add up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_hourly_is_shared_by_every_instance_with_redis() {
+    // `[limits]` rides on the `[docusign]` extra lines (a table of its own).
+    let env = common::multi::Instances::start(2, "[limits]\nsession_hourly = 3\n").await;
+    let b = env.logged_in().await;
+    let path = env.account_path();
+    for i in 0..3 {
+        let r = env.get_as(i % 2, &b, &path).await;
+        assert_eq!(r.status(), 200, "call {i} on instance {}", i % 2);
+    }
+    let forwarded = env.fake.rest_requests().len();
+    for i in 0..2 {
+        own_429(env.get_as(i, &b, &path).await, "session_hourly").await;
+    }
+    assert_eq!(
+        env.fake.rest_requests().len(),
+        forwarded,
+        "nothing forwarded"
+    );
+    let keys = env.redis.keys();
+    assert!(keys.iter().any(|k| k.ends_with(":calls")), "{keys:?}");
+}

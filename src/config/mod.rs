@@ -7,8 +7,8 @@
 //!
 //! - `raw`: the file format ([`RawConfig`]), its defaults, parsing.
 //! - `env`: the `DSGW_*` overlay.
-//! - `server`, `docusign`, `session`, `log`, `limits`: each section's validated struct
-//!   and its validation.
+//! - `server`, `docusign`, `session`, `log`, `redis`, `limits`: each
+//!   section's validated struct and its validation.
 //! - `range`: the one range check; `urls`: URL keys; `hosts`: host patterns.
 //! - `error`: [`ConfigError`] and when it may quote a value.
 
@@ -20,6 +20,7 @@ mod limits;
 mod log;
 mod range;
 mod raw;
+mod redis;
 mod server;
 mod session;
 mod urls;
@@ -30,6 +31,7 @@ pub use hosts::HostPattern;
 pub use limits::LimitsConfig;
 pub use log::{LogConfig, LogFormat};
 pub use raw::{DefaultValue, RawConfig};
+pub use redis::{redacted, RedisConfig, RedisTarget, StoreKind};
 pub use server::{default_upgrade_sock, ServerConfig, TlsFiles};
 pub use session::SessionConfig;
 
@@ -55,6 +57,8 @@ pub struct Config {
     pub session: SessionConfig,
     pub log: LogConfig,
     pub limits: LimitsConfig,
+    /// Set when `session.store = "redis"`.
+    pub redis: Option<RedisConfig>,
 }
 
 impl Config {
@@ -82,8 +86,10 @@ impl Config {
             session,
             log,
             limits,
+            redis,
             origins,
         } = raw;
+        let redis = redis::validate(session.store, redis)?;
         let server = server::validate(server, &origins)?;
         let log = log::validate(log, &origins)?;
         let docusign = docusign::validate(docusign, &server.public_url, &origins)?;
@@ -95,6 +101,7 @@ impl Config {
             session,
             log,
             limits,
+            redis,
         })
     }
 

@@ -58,13 +58,14 @@ pub use decide::Decision;
 
 use crate::auth::pending::PendingLogins;
 use crate::auth::{Auth, OriginPolicy};
-use crate::config::Config;
+use crate::config::{Config, RedisTarget};
 use crate::crypto::api_token::ApiTokens;
 use crate::crypto::cookies::CookieCodec;
 use crate::docusign::api_host::HostPolicy;
 use crate::docusign::{AccountServer, ClientError, DocuSignClient};
 use crate::ops::metrics::{self, metrics};
-use crate::session::ratelimit::{AccountRates, CallCounter, MemoryCallCounter};
+use crate::session::ratelimit::{AccountRates, CallCounter, MemoryCallCounter, RedisCallCounter};
+use crate::session::redis::{RedisSettings, RedisStore, Target};
 use crate::session::refresh::{RefreshPolicy, Refresher};
 use crate::session::{MemoryStore, SessionStore};
 use crate::util::time::{system_clock, Clock};
@@ -75,6 +76,8 @@ use resolver::Resolver;
 pub enum GatewayError {
     #[error(transparent)]
     DocuSignClient(#[from] ClientError),
+    #[error("session store: {0}")]
+    SessionStore(String),
 }
 
 /// What the gateway is built from: everything it talks to, injectable.
@@ -96,34 +99,21 @@ pub struct Gateway {
 
 impl Gateway {
     /// The gateway of a configuration: DocuSign's account server, sessions
-    /// in memory, the system clock.
+    /// in memory or in Redis (`session.store`), the system clock.
     pub fn new(cfg: Config) -> Result<Gateway, GatewayError> {
         let clock = system_clock();
-        let store = Arc::new(MemoryStore::new(
-            cfg.session.max_sessions,
-            cfg.session.max_sessions_per_user,
-            clock.clone(),
-        ));
-        let live = store.clone();
-        metrics::register_live_gauge("dsgw_sessions", "Live sessions", move || live.len() as i64);
+        let (store, calls) = session_store(&cfg, clock.clone())?;
         let parts = Parts {
             sessions: store,
             account_server: Arc::new(DocuSignClient::new(&cfg)?),
-            calls: Arc::new(MemoryCallCounter::new(
-                cfg.session.max_sessions,
-                clock.clone(),
-            )),
+            calls,
             clock,
         };
         Ok(Gateway::from_parts(cfg, parts))
     }
 
     pub fn from_parts(cfg: Config, parts: Parts) -> Gateway {
-        let policy = RefreshPolicy {
-            window: cfg.session.refresh_before_expiry,
-            wait_limit: cfg.docusign.request_timeout + Duration::from_secs(5),
-            min_interval: cfg.session.min_refresh_interval,
-        };
+        let policy = refresh_policy(&cfg);
         let refresher = Refresher::new(
             parts.account_server.clone(),
             parts.sessions.clone(),
@@ -168,6 +158,65 @@ impl Gateway {
             calls: parts.calls,
         }
     }
+}
+
+/// How long a request waits for a refresh, and how long a refresh lease
+/// lives without renewal: the token call's timeout and a margin.
+fn refresh_wait(cfg: &Config) -> Duration {
+    cfg.docusign.request_timeout + Duration::from_secs(5)
+}
+
+fn refresh_policy(cfg: &Config) -> RefreshPolicy {
+    RefreshPolicy {
+        window: cfg.session.refresh_before_expiry,
+        wait_limit: refresh_wait(cfg),
+        min_interval: cfg.session.min_refresh_interval,
+    }
+}
+
+/// A session store and the call counter that shares its storage.
+type Stores = (Arc<dyn SessionStore>, Arc<dyn CallCounter>);
+
+/// The configured session store, with its `dsgw_sessions` gauge, and the
+/// counter of `limits.session_hourly` in the same place (memory or Redis).
+/// A Redis store is created without waiting for Redis.
+fn session_store(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Stores, GatewayError> {
+    let Some(redis) = &cfg.redis else {
+        let store = Arc::new(MemoryStore::new(
+            cfg.session.max_sessions,
+            cfg.session.max_sessions_per_user,
+            clock.clone(),
+        ));
+        let live = store.clone();
+        metrics::register_live_gauge("dsgw_sessions", "Live sessions", move || live.len() as i64);
+        let calls = MemoryCallCounter::new(cfg.session.max_sessions, clock);
+        return Ok((store, Arc::new(calls)));
+    };
+    let settings = RedisSettings {
+        target: match &redis.target {
+            RedisTarget::Standalone(url) => Target::Standalone(url.clone()),
+            RedisTarget::Cluster(urls) => Target::Cluster(urls.clone()),
+        },
+        key_prefix: redis.key_prefix.clone(),
+        connect_timeout: redis.connect_timeout,
+        command_timeout: redis.command_timeout,
+        lease_ttl: refresh_wait(cfg),
+        cache_capacity: cfg.session.max_sessions,
+        secret: cfg.session.secret.expose().as_bytes().to_vec(),
+        previous_secret: None,
+    };
+    let store = RedisStore::start(settings, clock.clone())
+        .map_err(|e| GatewayError::SessionStore(e.to_string()))?;
+    // `limits.session_hourly` is counted in the same Redis, for every instance.
+    let calls = Arc::new(RedisCallCounter::new(store.backend().clone(), clock));
+    let store = Arc::new(store);
+    let live = store.clone();
+    metrics::register_live_gauge(
+        "dsgw_sessions",
+        "Sessions (approximate with the Redis store: keys in Redis)",
+        move || live.approx_count(),
+    );
+    Ok((store, calls))
 }
 
 #[async_trait]

@@ -203,7 +203,7 @@ impl RedisServer {
             let command = match kind.trim() {
                 "string" => "GET",
                 "hash" => "HGETALL",
-                // Expired (a lease) between KEYS and TYPE: nothing to read.
+                // Expired (a lease's short TTL) since it was listed.
                 "none" => continue,
                 other => panic!("unexpected Redis type {other} of key {key}"),
             };

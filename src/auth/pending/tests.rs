@@ -23,7 +23,7 @@ secret = "0123456789abcdef0123456789abcdef0123456789"
 fn login(state: &str, expires_at: u64) -> PendingLogin {
     PendingLogin {
         state: Secret::new(state),
-        pkce_verifier: Secret::new(format!("verifier-of-{state}")),
+        pkce_verifier: Secret::new(format!("verifier.of.{state}")),
         return_to: "/auth/session".into(),
         expires_at,
     }
@@ -38,18 +38,19 @@ fn cookie_of(set_cookie: &str) -> String {
 fn a_login_travels_in_the_cookie_and_is_taken_once() {
     let c = codec();
     let mut logins = BrowserLogins::default();
-    logins.push(login("s1", 2000), 1000);
+    logins.push(login("st.1", 2000), 1000);
     let header = cookie_of(&logins.set_cookie(&c, Duration::from_secs(600)));
+    // '.' never occurs in the sealed (base64) value: these find plaintext only.
     assert!(
-        !header.contains("s1") && !header.contains("verifier"),
+        !header.contains("st.1") && !header.contains("verifier.of"),
         "sealed"
     );
     let mut back = BrowserLogins::from_cookie(&c, Some(&header)).unwrap();
     assert_eq!(
-        back.take("s1", 1500).unwrap().pkce_verifier.expose(),
-        "verifier-of-s1"
+        back.take("st.1", 1500).unwrap().pkce_verifier.expose(),
+        "verifier.of.st.1"
     );
-    assert_eq!(back.take("s1", 1500).unwrap_err(), StateError::Unknown);
+    assert_eq!(back.take("st.1", 1500).unwrap_err(), StateError::Unknown);
     assert!(back.is_empty());
     assert!(back
         .set_cookie(&c, Duration::from_secs(600))
