@@ -78,6 +78,12 @@ async fn main() {
     let mut fake_cfg = FakeConfig::demo_defaults();
     fake_cfg.redirect_uris = vec![format!("{public}/auth/docusign/callback")];
     let fake = FakeDocuSign::start(fake_cfg).await.expect("fake");
+    // Load, not DocuSign's rate limits, is measured here.
+    let unlimited = fake_docusign::AccountLimits {
+        hourly: u64::MAX,
+        burst: u64::MAX,
+    };
+    fake.set_rate_limits(None, unlimited);
     let config = std::env::temp_dir().join(format!("dsgw-load-{}.toml", std::process::id()));
     // Every session is the fake's one user: no per-user bound here.
     std::fs::write(

@@ -28,6 +28,7 @@ use crate::crypto::api_token::{service_sid, ApiTokens, Claims};
 use crate::crypto::cookies::CookieCodec;
 use crate::docusign::api_host::HostPolicy;
 use crate::docusign::AccountServer;
+use crate::session::ratelimit::AccountRates;
 use crate::session::{Session, SessionStore, StoreError};
 use crate::util::paths::LOGIN_PATH;
 use crate::util::time::Clock;
@@ -62,6 +63,8 @@ pub struct Auth {
     pub policy: HostPolicy,
     pub api_tokens: ApiTokens,
     pub clock: Arc<dyn Clock>,
+    /// DocuSign's rate limits as last seen per account.
+    pub rates: Arc<AccountRates>,
     pub origins: OriginPolicy,
     pub services: service::Services,
 }

@@ -7,8 +7,8 @@
 //!
 //! - `raw`: the file format ([`RawConfig`]), its defaults, parsing.
 //! - `env`: the `DSGW_*` overlay.
-//! - `server`, `docusign`, `session`, `log`, `redis`: each section's validated struct
-//!   and its validation.
+//! - `server`, `docusign`, `session`, `log`, `redis`, `limits`: each
+//!   section's validated struct and its validation.
 //! - `range`: the one range check; `urls`: URL keys; `hosts`: host patterns.
 //! - `error`: [`ConfigError`] and when it may quote a value.
 
@@ -16,6 +16,7 @@ mod docusign;
 mod env;
 mod error;
 mod hosts;
+mod limits;
 mod log;
 mod range;
 mod raw;
@@ -28,6 +29,7 @@ mod urls;
 pub use docusign::{DocusignConfig, Environment};
 pub use error::{ConfigError, SECRET_KEYS};
 pub use hosts::HostPattern;
+pub use limits::LimitsConfig;
 pub use log::{LogConfig, LogFormat};
 pub use raw::{DefaultValue, RawConfig};
 pub use redis::{redacted, RedisConfig, RedisTarget, StoreKind};
@@ -56,6 +58,7 @@ pub struct Config {
     pub docusign: DocusignConfig,
     pub session: SessionConfig,
     pub log: LogConfig,
+    pub limits: LimitsConfig,
     /// Set when `session.store = "redis"`.
     pub redis: Option<RedisConfig>,
     /// `[[service]]`: back-end services using the JWT grant.
@@ -86,6 +89,7 @@ impl Config {
             docusign,
             session,
             log,
+            limits,
             redis,
             services,
             origins,
@@ -95,12 +99,14 @@ impl Config {
         let log = log::validate(log, &origins)?;
         let docusign = docusign::validate(docusign, &server.public_url, &origins)?;
         let session = session::validate(session)?;
+        let limits = limits::validate(limits)?;
         let services = service::validate(services)?;
         Ok(Config {
             server,
             docusign,
             session,
             log,
+            limits,
             redis,
             services,
         })

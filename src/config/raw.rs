@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::docusign::Environment;
 use super::error::{ConfigError, Origins};
+use super::limits::RawLimits;
 use super::log::LogFormat;
 use super::redis::{redacted, StoreKind};
 use super::server::default_upgrade_sock;
@@ -19,6 +20,7 @@ pub struct RawConfig {
     pub(super) docusign: RawDocusign,
     pub(super) session: RawSession,
     pub(super) log: RawLog,
+    pub(super) limits: RawLimits,
     pub(super) redis: RawRedis,
     /// `[[service]]`: back-end services using the JWT grant.
     #[serde(rename = "service", skip_serializing_if = "Vec::is_empty")]

@@ -9,9 +9,13 @@
 //! - `POST /_fake/deny-consent?deny=true|false`
 //! - `POST /_fake/token-endpoint?mode=normal|error|delay&ms=N`
 //! - `POST /_fake/jwt-public-key` (body: an RSA public key, PEM)
+//! - `POST /_fake/rate-limit?account=ID&hourly=N&burst=N&remaining=N&reset_in=SECS&burst_used=N`
+//!   (every parameter optional; without `account` the limits apply to every
+//!   account without limits of its own)
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
@@ -20,9 +24,11 @@ use axum::Router;
 use http::StatusCode;
 use serde_json::{json, Value};
 
+use super::ratelimit::{AccountLimits, DEFAULT_BURST_LIMIT, DEFAULT_HOURLY_LIMIT};
 use super::records::TokenEndpointMode;
 use super::reply::{self, param, parse_form};
 use super::state::Shared;
+use super::time::unix_secs;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -33,6 +39,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_fake/deny-consent", post(deny_consent))
         .route("/_fake/token-endpoint", post(token_endpoint))
         .route("/_fake/jwt-public-key", post(jwt_public_key))
+        .route("/_fake/rate-limit", post(rate_limit))
 }
 
 fn ok(value: Value) -> Response {
@@ -108,4 +115,40 @@ async fn jwt_public_key(State(shared): State<Arc<Shared>>, body: String) -> Resp
     }
     shared.lock().jwt_public_keys.push(body);
     ok(json!({"jwt_public_keys": shared.lock().jwt_public_keys.len()}))
+}
+
+async fn rate_limit(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
+    let (params, _) = parse_form(query.unwrap_or_default().as_bytes());
+    let mut numbers = HashMap::new();
+    for name in ["hourly", "burst", "remaining", "reset_in", "burst_used"] {
+        match param(&params, name).map(|s| s.parse::<u64>()) {
+            Some(Ok(n)) => {
+                numbers.insert(name, n);
+            }
+            Some(Err(_)) => return bad_request("numbers must be non-negative integers"),
+            None => {}
+        }
+    }
+    let account = param(&params, "account");
+    let now = unix_secs(SystemTime::now());
+    let mut state = shared.lock();
+    let rates = &mut state.rates;
+    if numbers.contains_key("hourly") || numbers.contains_key("burst") {
+        let limits = AccountLimits {
+            hourly: numbers
+                .get("hourly")
+                .copied()
+                .unwrap_or(DEFAULT_HOURLY_LIMIT),
+            burst: numbers.get("burst").copied().unwrap_or(DEFAULT_BURST_LIMIT),
+        };
+        rates.set_limits(account, limits);
+    }
+    if let (Some(id), Some(remaining)) = (account, numbers.get("remaining")) {
+        let reset_in = numbers.get("reset_in").copied().unwrap_or(3600);
+        rates.set_window(id, *remaining, reset_in, now);
+    }
+    if let (Some(id), Some(used)) = (account, numbers.get("burst_used")) {
+        rates.set_burst_used(id, *used, now);
+    }
+    ok(json!({"rate_limit": "set"}))
 }

@@ -59,6 +59,7 @@ pub use seal::Sealer;
 pub use store::{RedisSettings, RedisStore};
 
 use conn::{map_error, Conn};
+pub(crate) use script::{arg, Lua};
 
 /// Why a Redis operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
