@@ -94,6 +94,13 @@ fn bad_key_files_fail_check_with_the_key_named() {
             "service.backend.name",
         ),
         (svc("Bad_Name", &file(&pkcs8)), "service[0].name"),
+        (
+            format!(
+                "[[service]]\nname = \"backend\"\nuser_id = \"not-a-guid\"\n{}\n",
+                file(&pkcs8)
+            ),
+            "service.backend.user_id",
+        ),
     ];
     let ec_pem = std::fs::read_to_string(&ec).unwrap();
     for (toml, key) in cases {
