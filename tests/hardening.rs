@@ -296,7 +296,10 @@ async fn readiness_does_not_count_sessions() {
     let r = env.client.get(env.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v, serde_json::json!({ "status": "ready", "store": "memory" }));
+    assert_eq!(
+        v,
+        serde_json::json!({ "status": "ready", "store": "memory" })
+    );
 }
 
 /// Issue 13, item 11: HTML pages cannot be framed and run no foreign script.

@@ -31,6 +31,9 @@ pub(super) struct RawServer {
     pub(super) threads: u64,
     pub(super) metrics_listen: Option<String>,
     pub(super) grace_period_secs: u64,
+    pub(super) idle_timeout_secs: u64,
+    pub(super) header_timeout_secs: u64,
+    pub(super) max_connections: u64,
     /// Unset: [`default_upgrade_sock`], filled in by [`RawConfig::parse`].
     pub(super) upgrade_sock: Option<String>,
 }
@@ -43,6 +46,9 @@ impl Default for RawServer {
             threads: 2,
             metrics_listen: None,
             grace_period_secs: 10,
+            idle_timeout_secs: 60,
+            header_timeout_secs: 10,
+            max_connections: 10_000,
             upgrade_sock: None,
         }
     }

@@ -159,6 +159,16 @@ impl ProxyHttp for Gateway {
         RequestCtx::new()
     }
 
+    /// The head is read: the connection has a request in progress.
+    async fn early_request_filter(
+        &self,
+        downstream: &mut Downstream,
+        _: &mut RequestCtx,
+    ) -> Result<()> {
+        crate::server::conns::request_started(downstream, self.auth.cfg.server.idle_timeout);
+        Ok(())
+    }
+
     /// Steps 1 to 4.
     async fn request_filter(
         &self,
@@ -275,6 +285,7 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, downstream: &mut Downstream, e: Option<&Error>, ctx: &mut RequestCtx) {
         respond::log_request(downstream, e, ctx);
+        crate::server::conns::request_ended(downstream);
     }
 
     fn request_summary(&self, downstream: &Downstream, _ctx: &RequestCtx) -> String {

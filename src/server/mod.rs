@@ -1,14 +1,23 @@
 //! pingora wiring: the gateway service on `server.listen`, the metrics
 //! service on `server.metrics_listen`, graceful shutdown and upgrade.
 
+pub mod conns;
 #[cfg(feature = "fake")]
 pub mod demo;
+mod drain;
+mod guarded;
 mod upgrade_dir;
 
 pub use upgrade_dir::{check_upgrade_dir, prepare_upgrade_dir};
 
+use std::sync::Arc;
+
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
+use pingora::services::listening::Service;
+
+use conns::{ConnLimits, Conns};
+use guarded::Guard;
 
 use crate::config::Config;
 use crate::proxy::Gateway;
@@ -16,8 +25,9 @@ use crate::proxy::Gateway;
 /// Builds a ready-to-run pingora server for `cfg`. `upgrade`: take the
 /// listening sockets over from a running gateway (zero-downtime upgrade).
 /// Creates the upgrade socket's directory (0700) when it is missing, and
-/// refuses one that group or others can write.
-pub fn build(cfg: Config, upgrade: bool) -> Result<Server, String> {
+/// refuses one that group or others can write. Also returns the gateway's
+/// client connections.
+pub fn build(cfg: Config, upgrade: bool) -> Result<(Server, Arc<Conns>), String> {
     prepare_upgrade_dir(&cfg.server.upgrade_sock).map_err(|e| e.to_string())?;
     let grace = cfg.server.grace_period.as_secs();
     let conf = ServerConf {
@@ -38,13 +48,19 @@ pub fn build(cfg: Config, upgrade: bool) -> Result<Server, String> {
     };
     let listen = cfg.server.listen;
     let metrics_listen = cfg.server.metrics_listen;
+    let conns = Conns::new(ConnLimits {
+        idle: cfg.server.idle_timeout,
+        header: cfg.server.header_timeout,
+        max: cfg.server.max_connections,
+    });
+    drain::warn_when_descriptors_below(cfg.server.max_connections);
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
     let gateway = Gateway::new(cfg).map_err(|e| e.to_string())?;
-    let mut service = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        gateway,
-        "docusign-gateway",
+    let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let mut service = Service::new(
+        "docusign-gateway".to_string(),
+        Guard::new(proxy, conns.clone()),
     );
     service.add_tcp(&listen.to_string());
     server.add_service(service);
@@ -53,16 +69,19 @@ pub fn build(cfg: Config, upgrade: bool) -> Result<Server, String> {
         metrics.add_tcp(&addr.to_string());
         server.add_service(metrics);
     }
-    Ok(server)
+    Ok((server, conns))
 }
 
 /// Runs the gateway until a signal stops it: SIGTERM (graceful), SIGINT
 /// (fast), SIGQUIT (hand the sockets to a new process started with `--upgrade`).
+/// After SIGTERM or SIGQUIT it exits as soon as no request is in flight, at
+/// the latest after `grace_period`.
 pub fn run(cfg: Config, upgrade: bool) -> Result<(), String> {
     let listen = cfg.server.listen;
     let public = cfg.server.public_url.clone();
     let metrics = cfg.server.metrics_listen;
-    let server = build(cfg, upgrade)?;
+    let (server, conns) = build(cfg, upgrade)?;
+    drain::exit_when_drained(&server, conns);
     tracing::info!(
         %listen,
         public_url = %public,
