@@ -133,6 +133,13 @@ fn check(path: &Path) -> Result<(), String> {
     let cfg = Config::from_raw(raw.clone()).map_err(|e| e.to_string())?;
     docusign_gateway::server::check_upgrade_dir(&cfg.server.upgrade_sock)
         .map_err(|e| e.to_string())?;
+    let mode = std::fs::metadata(path).ok().map(|m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode()
+    });
+    for warning in config::warnings::warnings(&cfg, &text, mode) {
+        eprintln!("docusign-gateway: {warning}");
+    }
     println!("# {}: valid", path.display());
     println!("# effective configuration (file + DSGW_* variables + defaults), secrets masked");
     println!("# OAuth server: {}", cfg.docusign.auth_server);

@@ -22,6 +22,7 @@ mod raw;
 mod server;
 mod session;
 mod urls;
+pub mod warnings;
 
 pub use docusign::{DocusignConfig, Environment};
 pub use error::{ConfigError, SECRET_KEYS};

@@ -165,7 +165,7 @@ impl ProxyHttp for Gateway {
         downstream: &mut Downstream,
         _: &mut RequestCtx,
     ) -> Result<()> {
-        crate::server::conns::request_started(downstream, self.auth.cfg.server.idle_timeout);
+        crate::web::conns::request_started(downstream, self.auth.cfg.server.idle_timeout);
         Ok(())
     }
 
@@ -285,7 +285,7 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, downstream: &mut Downstream, e: Option<&Error>, ctx: &mut RequestCtx) {
         respond::log_request(downstream, e, ctx);
-        crate::server::conns::request_ended(downstream);
+        crate::web::conns::request_ended(downstream);
     }
 
     fn request_summary(&self, downstream: &Downstream, _ctx: &RequestCtx) -> String {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use pingora::server::{ExecutionPhase, Server};
 
-use super::conns::Conns;
+use crate::web::conns::Conns;
 
 const POLL: Duration = Duration::from_millis(50);
 

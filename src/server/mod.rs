@@ -1,11 +1,9 @@
 //! pingora wiring: the gateway service on `server.listen`, the metrics
 //! service on `server.metrics_listen`, graceful shutdown and upgrade.
 
-pub mod conns;
 #[cfg(feature = "fake")]
 pub mod demo;
 mod drain;
-mod guarded;
 mod upgrade_dir;
 
 pub use upgrade_dir::{check_upgrade_dir, prepare_upgrade_dir};
@@ -16,8 +14,8 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::listening::Service;
 
-use conns::{ConnLimits, Conns};
-use guarded::Guard;
+use crate::web::conns::{ConnLimits, Conns};
+use crate::web::guarded::Guard;
 
 use crate::config::Config;
 use crate::proxy::Gateway;
