@@ -10,6 +10,9 @@
 //! connection is idle (closed after `idle_timeout`); from the first byte of a
 //! head until `early_request_filter` it is reading a head (408 and closed
 //! after `header_timeout`); a request in progress has no limit from here.
+//! An HTTP/2 connection (TLS with ALPN `h2`) is counted but not timed here.
+//! A TLS handshake happens before a connection reaches this (pingora gives
+//! it 60 s).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -90,6 +93,11 @@ impl Conn {
             s.phase = Phase::Head;
             s.since = Instant::now();
         }
+    }
+
+    /// An HTTP/2 connection: busy for as long as it is open.
+    pub(super) fn mark_http2(&self) {
+        self.set_phase(Phase::Busy);
     }
 
     fn set_phase(&self, phase: Phase) {
@@ -216,8 +224,15 @@ pub fn request_started(session: &mut Session, idle: Duration) {
     }
 }
 
-/// The gateway's `logging`: the request is over, the connection idle.
-pub fn request_ended(session: &Session) {
+/// The gateway's `logging`: the request is over, the connection idle. When
+/// the request's body was not read to its end, pingora drains it before the
+/// next head: those reads are no head, so the connection stays busy until
+/// its next request starts (pingora's keep-alive timeout, `idle`, still
+/// applies meanwhile).
+pub fn request_ended(session: &mut Session) {
+    if !session.downstream_session.is_body_done() {
+        return;
+    }
     if let Some(conn) = conn_of(session) {
         conn.set_phase(Phase::Idle);
     }

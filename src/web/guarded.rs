@@ -269,6 +269,12 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guard<A> {
             refuse(stream).await;
             return None;
         };
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            // HTTP/2 (over TLS): many requests interleave on one connection,
+            // so it is counted (and holds shutdown until pingora closes it)
+            // but never timed or evicted here: pingora's h2 handling rules.
+            conn.mark_http2();
+        }
         let guarded = Guarded::new(stream, conn, self.conns.clone());
         // An HTTP app serves every request of the connection itself and
         // returns None; a returned stream is already guarded.
