@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use docusign_gateway::config::{self, Config, LogFormat, RawConfig};
 use docusign_gateway::ops::logging;
+use docusign_gateway::server::tls;
 #[cfg(feature = "fake")]
 use fake_docusign::{FakeConfig, FakeDocuSign};
 
@@ -84,7 +85,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => load(&cli.config).and_then(|cfg| {
             logging::init(cfg.log.format, &cfg.log.level);
-            docusign_gateway::server::run(cfg, cli.upgrade)
+            docusign_gateway::server::run(cfg, cli.upgrade).map_err(|e| e.to_string())
         }),
         Command::Check => check(&cli.config),
         Command::Health { addr } => health(&cli.config, addr),
@@ -133,6 +134,10 @@ fn check(path: &Path) -> Result<(), String> {
     let cfg = Config::from_raw(raw.clone()).map_err(|e| e.to_string())?;
     docusign_gateway::server::check_upgrade_dir(&cfg.server.upgrade_sock)
         .map_err(|e| e.to_string())?;
+    let tls = match &cfg.server.tls {
+        Some(files) => Some(tls::check_tls(files).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let mode = std::fs::metadata(path).ok().map(|m| {
         use std::os::unix::fs::PermissionsExt;
         m.permissions().mode()
@@ -141,6 +146,7 @@ fn check(path: &Path) -> Result<(), String> {
         eprintln!("docusign-gateway: {warning}");
     }
     println!("# {}: valid", path.display());
+    print_tls(&cfg, tls.as_ref());
     println!("# effective configuration (file + DSGW_* variables + defaults), secrets masked");
     println!("# OAuth server: {}", cfg.docusign.auth_server);
     println!("# redirect URI to register: {}", cfg.redirect_uri());
@@ -148,16 +154,51 @@ fn check(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The certificate in use (never the key), and TLS warnings.
+fn print_tls(cfg: &Config, tls: Option<&tls::CertInfo>) {
+    const SOON_SECS: i64 = 14 * 24 * 3600;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    match tls {
+        Some(c) => {
+            println!("# TLS on server.listen: certificate subject {}", c.subject);
+            println!("# TLS names: {}", c.names.join(", "));
+            println!(
+                "# TLS certificate expires at {} (Unix), in {} days; chain of {}",
+                c.not_after,
+                (c.not_after - now) / 86_400,
+                c.chain_len
+            );
+            if c.not_after - now < SOON_SECS {
+                eprintln!("warning: server.tls_cert_file expires within 14 days; renew it and hand over with --upgrade");
+            }
+        }
+        None if cfg.server.public_url.scheme() == "https" && cfg.session.secure_cookie => {
+            eprintln!(
+                "warning: server.public_url is https:// but server.tls_cert_file is unset: \
+                 expected behind a TLS terminator (the Secure cookie needs HTTPS in front)"
+            );
+        }
+        None => {}
+    }
+}
+
 fn health(path: &Path, addr: Option<SocketAddr>) -> Result<(), String> {
-    let addr = match addr {
-        Some(a) => a,
-        None => load(path)?.server.listen,
+    let cfg = load(path);
+    let tls = cfg.as_ref().is_ok_and(|c| c.server.tls.is_some());
+    let addr = match (addr, cfg) {
+        (Some(a), _) => a,
+        (None, cfg) => cfg?.server.listen,
     };
     let addr = if addr.ip().is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], addr.port()))
     } else {
         addr
     };
+    if tls {
+        return health_over_tls(addr);
+    }
     let timeout = Duration::from_secs(3);
     let mut stream =
         TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
@@ -180,6 +221,32 @@ fn health(path: &Path, addr: Option<SocketAddr>) -> Result<(), String> {
             String::from_utf8_lossy(&head)
         ))
     }
+}
+
+/// The liveness probe of an HTTPS listener. It runs on the gateway's own
+/// host against its loopback address, where the certificate's names cannot
+/// match, and sends nothing secret: the certificate is not verified.
+fn health_over_tls(addr: SocketAddr) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .timeout(Duration::from_secs(3))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let r = client
+            .get(format!("https://{addr}/healthz"))
+            .send()
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        match r.status().as_u16() {
+            200 => Ok(()),
+            s => Err(format!("{addr}/healthz answered {s}")),
+        }
+    })
 }
 
 #[cfg(feature = "fake")]

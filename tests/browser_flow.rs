@@ -407,12 +407,13 @@ async fn logout_deletes_the_session() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    // GET works too.
+    // GET does nothing (a link on another site must not log anyone out).
     let b2 = env.logged_in().await;
     let r = env.get_as(&b2, "/auth/logout").await;
-    assert_eq!(r.status(), 200);
-    let r = env.get_as(&b2, "/restapi/v2.1/accounts/x").await;
-    assert_eq!(r.status(), 401);
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    let r = env.get_as(&b2, "/auth/session").await;
+    assert_eq!(r.status(), 200, "still logged in");
 }
 
 #[tokio::test]

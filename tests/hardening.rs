@@ -455,3 +455,143 @@ async fn oversized_account_server(huge: &'static str) -> SocketAddr {
     });
     addr
 }
+
+/// Issue 13, item 2: a flood of anonymous logins cannot make a legitimate
+/// login fail, and costs the server no memory that grows with it (the
+/// login travels in the browser's cookie; the gauge map is bounded).
+#[tokio::test]
+async fn a_login_flood_cannot_evict_a_login_in_progress() {
+    let env = Env::start_with(Options {
+        session_extra: "max_pending_logins = 10".into(),
+        ..Options::default()
+    })
+    .await;
+    let mut victim = env.browser();
+    let callback = victim.start_login("/auth/session").await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, url) = (env.client.clone(), env.url("/auth/login"));
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..250 {
+                let r = client.get(&url).send().await.unwrap();
+                assert_eq!(r.status(), 302);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let r = victim.get(&callback).await;
+    assert_eq!(
+        r.status(),
+        302,
+        "the victim's login completes after 2,000 others"
+    );
+    assert_eq!(location(&r), "/auth/session");
+    assert!(victim.cookie(COOKIE_NAME).is_some());
+    let m = env
+        .client
+        .get(env.url("/auth/session"))
+        .header("Cookie", victim.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(m.status(), 200);
+}
+
+/// Issue 13, item 2: the state stays single-use even with a copy of the
+/// login cookie (replayed callback).
+#[tokio::test]
+async fn a_replayed_callback_with_an_old_login_cookie_is_refused() {
+    let env = Env::start().await;
+    let mut b = env.browser();
+    let callback = b.start_login("/auth/session").await;
+    let saved = b.cookie_header();
+    assert_eq!(b.get(&callback).await.status(), 302);
+    let exchanges = env.fake.token_requests().len();
+    let r = env
+        .client
+        .get(&callback)
+        .header("Cookie", saved)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        env.fake.token_requests().len(),
+        exchanges,
+        "no second code exchange"
+    );
+}
+
+/// Issue 13, item 9: the session cookie does not ride on cross-site
+/// requests that change something; curl, SDKs and gateway tokens are
+/// unaffected.
+#[tokio::test]
+async fn cross_site_requests_do_not_ride_on_the_cookie() {
+    let env = Env::start().await;
+    let b = env.logged_in().await;
+    let path = format!("/restapi/v2.1/accounts/{}/envelopes", env.accounts()[0].0);
+    let post = |origin: Option<&str>, site: Option<&str>| {
+        let mut r = env
+            .client
+            .post(env.url(&path))
+            .header("Cookie", b.cookie_header())
+            .header("Content-Type", "text/plain")
+            .body("{\"emailSubject\":\"x\",\"status\":\"created\"}");
+        if let Some(o) = origin {
+            r = r.header("Origin", o.to_string());
+        }
+        if let Some(s) = site {
+            r = r.header("Sec-Fetch-Site", s.to_string());
+        }
+        r.send()
+    };
+    let before = env.fake.rest_requests().len();
+    for (origin, site) in [
+        (Some("https://evil.example"), None),
+        (Some("null"), None),
+        (None, Some("cross-site")),
+    ] {
+        let r = post(origin, site).await.unwrap();
+        assert_eq!(r.status(), 403, "{origin:?} {site:?}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "cross_site_request");
+    }
+    assert_eq!(env.fake.rest_requests().len(), before, "nothing forwarded");
+    // Same origin, and no header at all (curl): forwarded.
+    assert_ne!(post(Some(&env.gw.url), None).await.unwrap().status(), 403);
+    assert_ne!(post(None, None).await.unwrap().status(), 403);
+    assert_eq!(env.fake.rest_requests().len(), before + 2);
+    // A gateway token from anywhere is fine; minting one cross-site is not.
+    let (token, _) = env.mint_token(&b).await;
+    let r = env
+        .client
+        .post(env.url(&path))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Origin", "https://evil.example")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 403);
+    let r = env
+        .client
+        .post(env.url("/auth/token"))
+        .header("Cookie", b.cookie_header())
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = env
+        .client
+        .post(env.url("/auth/logout"))
+        .header("Cookie", b.cookie_header())
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(env.get_as(&b, "/auth/session").await.status(), 200);
+}

@@ -13,9 +13,14 @@ use serde_json::Value;
 const PYTHON_VAR: &str = "DOCUSIGN_GATEWAY_TEST_PYTHON";
 
 fn run_sdk(python: &str, host: &str, token: &str, account: &str) -> Value {
+    run_sdk_with(python, &[host, token, account])
+}
+
+fn run_sdk_with(python: &str, args: &[&str]) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/python_sdk.py");
     let out = Command::new(python)
-        .args([script, host, token, account])
+        .arg(script)
+        .args(args)
         .output()
         .expect("run the Python SDK script");
     assert!(
@@ -68,4 +73,28 @@ async fn python_sdk_reads_creates_and_lists_through_the_gateway() {
         1,
         "refreshed once, invisibly"
     );
+}
+
+#[tokio::test]
+async fn python_sdk_works_over_https_with_the_tests_ca() {
+    let python = std::env::var(PYTHON_VAR).unwrap_or_else(|_| {
+        panic!("{PYTHON_VAR} is not set: run the tests with `scripts/dev test`")
+    });
+    let env = Env::start_with(Options {
+        tls: Some(TestTls::new()),
+        ..Options::default()
+    })
+    .await;
+    let b = env.logged_in().await;
+    let (token, _) = env.mint_token(&b).await;
+    let host = format!("{}/restapi", env.gw.url);
+    assert!(host.starts_with("https://"));
+    let (account, _) = env.accounts()[0].clone();
+    let ca = env.tls.as_ref().unwrap().dir.join("ca.pem");
+    let ca = ca.to_str().unwrap().to_string();
+    let out =
+        tokio::task::spawn_blocking(move || run_sdk_with(&python, &[&host, &token, &account, &ca]))
+            .await
+            .unwrap();
+    assert!(out["envelope_id"].as_str().is_some_and(|id| !id.is_empty()));
 }

@@ -6,7 +6,7 @@ use pingora::http::RequestHeader;
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::{pages, store_unavailable, Auth, Caller};
+use super::{cross_site, pages, store_unavailable, Auth, Caller};
 use crate::util::ids::log_id;
 use crate::util::paths::SESSION_PATH;
 use crate::web::reply::Reply;
@@ -56,6 +56,9 @@ pub async fn mint_token(gw: &Auth, req: &RequestHeader) -> Reply {
             .header("Allow", "POST");
     }
     // Only a browser session mints tokens: a token cannot mint its successor.
+    if gw.origins.is_cross_site(req) {
+        return cross_site();
+    }
     let session = match gw.cookie_session(req).await {
         Ok(Some(session)) => session,
         Ok(None) => return gw.login_required_for(&Caller::Anonymous, false, SESSION_PATH),
@@ -75,9 +78,14 @@ pub async fn mint_token(gw: &Auth, req: &RequestHeader) -> Reply {
     .no_store()
 }
 
-/// `POST /auth/logout` (and GET): deletes the session and clears the cookie.
-/// Ending the session ends every gateway token minted for it.
+/// `POST /auth/logout`: deletes the session and clears the cookie. Ending
+/// the session ends every gateway token minted for it. POST only, so that a
+/// link on another site cannot log anyone out.
 pub async fn logout(gw: &Auth, req: &RequestHeader) -> Reply {
+    if req.method != http::Method::POST {
+        return Reply::error(405, "method_not_allowed", "Use POST to log out.")
+            .header("Allow", "POST");
+    }
     match gw.caller(req).await {
         Caller::Session(session) => {
             if let Err(e) = gw.sessions.remove(&session.id).await {
@@ -87,6 +95,7 @@ pub async fn logout(gw: &Auth, req: &RequestHeader) -> Reply {
             info!(session = %log_id(&session.id), "logout");
         }
         Caller::StoreUnavailable => return store_unavailable(),
+        Caller::CrossSite => return cross_site(),
         Caller::Anonymous | Caller::BadToken => {}
     }
     let reply = if wants_html(req) {

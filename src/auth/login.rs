@@ -6,54 +6,54 @@
 use pingora::http::RequestHeader;
 use tracing::{info, warn};
 
-use super::pending::{PendingLogin, StateError};
+use super::pending::{state_key, BrowserLogins, PendingLogin, StateError, MAX_RETURN_TO_LEN};
 use super::{return_to, store_unavailable, Auth};
 use crate::docusign::OAuthError;
 use crate::ops::metrics::{metrics, Label, LoginFailure};
 use crate::session::Session;
-use crate::util::ids::{log_id, random_id};
+use crate::util::ids::log_id;
+use crate::util::secret::Secret;
 use crate::web::reply::Reply;
 use crate::web::request::{cookie_header, query_param};
 
-/// `GET /auth/login?return_to=<path>`.
+/// `GET /auth/login?return_to=<path>`: the login travels in the
+/// browser's encrypted login cookie (see `pending`).
 pub fn login(gw: &Auth, req: &RequestHeader) -> Reply {
-    let return_to = return_to::sanitize(query_param(req, "return_to").as_deref());
-    let binding = gw
-        .cookies
-        .login_from(cookie_header(req))
-        .unwrap_or_else(random_id);
+    let mut return_to = return_to::sanitize(query_param(req, "return_to").as_deref());
+    if return_to.len() > MAX_RETURN_TO_LEN {
+        return_to = return_to::DEFAULT_RETURN_TO.to_string();
+    }
     let (url, state, verifier) = gw.docusign.authorize_url();
-    gw.logins.insert(
-        state,
+    let now = gw.clock.now_unix();
+    let timeout = gw.cfg.session.login_timeout;
+    let mut logins =
+        BrowserLogins::from_cookie(&gw.cookies, cookie_header(req)).unwrap_or_default();
+    gw.logins.started(&state);
+    logins.push(
         PendingLogin {
+            state: Secret::new(state),
             pkce_verifier: verifier,
             return_to,
-            browser_binding: binding.clone(),
+            expires_at: now.saturating_add(timeout.as_secs()),
         },
+        now,
     );
     metrics().logins_started.inc();
     info!(pending_logins = gw.logins.len(), "login started");
     Reply::redirect(url.as_str())
-        .header(
-            "Set-Cookie",
-            gw.cookies.set_login(&binding, gw.cfg.session.login_timeout),
-        )
+        .header("Set-Cookie", logins.set_cookie(&gw.cookies, timeout))
         .no_store()
 }
 
-/// `GET {callback_path}`: checks the state (issued here, unused, fresh, same
-/// browser) before anything else, then completes the login.
+/// `GET {callback_path}`: checks the state (in this browser's login cookie,
+/// unused on every instance, fresh) before anything else, then completes
+/// the login.
 pub async fn callback(gw: &Auth, req: &RequestHeader) -> Reply {
-    let binding = gw.cookies.login_from(cookie_header(req));
-    let state = query_param(req, "state");
+    let logins = BrowserLogins::from_cookie(&gw.cookies, cookie_header(req));
     if let Some(error) = query_param(req, "error") {
-        // Forget the pending login this answer belongs to, if it is ours.
-        if let Some(state) = &state {
-            let _ = gw.logins.take(state, binding.as_deref());
-        }
         return docusign_refused(gw, &error);
     }
-    let (Some(code), Some(state)) = (query_param(req, "code"), state) else {
+    let (Some(code), Some(state)) = (query_param(req, "code"), query_param(req, "state")) else {
         metrics().login_failed(LoginFailure::InvalidCallback);
         return failure_page(
             400,
@@ -61,24 +61,62 @@ pub async fn callback(gw: &Auth, req: &RequestHeader) -> Reply {
             "The callback is missing its code or state.",
         );
     };
-    let pending = match gw.logins.take(&state, binding.as_deref()) {
-        Ok(p) => p,
-        Err(e) => {
-            let text = match e {
-                StateError::Unknown => "This login link is unknown or was already used.",
-                StateError::Expired => "This login took too long and has expired.",
-                StateError::OtherBrowser => "This login was started in another browser.",
-            };
-            warn!(reason = ?e, "login failed: bad state");
-            metrics().login_failed(LoginFailure::BadState);
-            return failure_page(400, "Login failed", text);
-        }
+    let mut logins = logins.unwrap_or_default();
+    let taken = match logins.take(&state, gw.clock.now_unix()) {
+        Err(StateError::Unknown) if logins.is_empty() => Err(StateError::OtherBrowser),
+        Ok(login) => claim(gw, &state, login).await,
+        Err(e) => Err(e),
     };
-    complete(gw, req, &code, &pending).await
+    let pending = match taken {
+        Ok(Some(p)) => p,
+        Ok(None) => return store_unavailable(),
+        Err(e) => return bad_state(e),
+    };
+    gw.logins.finished(&state);
+    let remaining = logins.set_cookie(&gw.cookies, gw.cfg.session.login_timeout);
+    complete(gw, req, &code, &pending, remaining).await
+}
+
+/// Marks the state used on every instance; `Ok(None)`: the store did not
+/// answer.
+async fn claim(
+    gw: &Auth,
+    state: &str,
+    login: PendingLogin,
+) -> Result<Option<PendingLogin>, StateError> {
+    match gw
+        .sessions
+        .claim_state(&state_key(state), gw.cfg.session.login_timeout)
+        .await
+    {
+        Ok(true) => Ok(Some(login)),
+        Ok(false) => Err(StateError::Unknown),
+        Err(e) => {
+            warn!(error = %e, "login state not checked: the session store is unavailable");
+            Ok(None)
+        }
+    }
+}
+
+fn bad_state(e: StateError) -> Reply {
+    let text = match e {
+        StateError::Unknown => "This login link is unknown or was already used.",
+        StateError::Expired => "This login took too long and has expired.",
+        StateError::OtherBrowser => "This login was started in another browser.",
+    };
+    warn!(reason = ?e, "login failed: bad state");
+    metrics().login_failed(LoginFailure::BadState);
+    failure_page(400, "Login failed", text)
 }
 
 /// The code exchange, userinfo and the new session.
-async fn complete(gw: &Auth, req: &RequestHeader, code: &str, pending: &PendingLogin) -> Reply {
+async fn complete(
+    gw: &Auth,
+    req: &RequestHeader,
+    code: &str,
+    pending: &PendingLogin,
+    login_cookie: String,
+) -> Reply {
     let tokens = match gw
         .docusign
         .exchange_code(code, &pending.pkce_verifier)
@@ -112,7 +150,7 @@ async fn complete(gw: &Auth, req: &RequestHeader, code: &str, pending: &PendingL
     info!(session = %log_id(&session.id), accounts = session.accounts.len(), "login completed");
     Reply::redirect(&pending.return_to)
         .header("Set-Cookie", gw.cookies.set_session(&session.id, lifetime))
-        .header("Set-Cookie", gw.cookies.clear_login())
+        .header("Set-Cookie", login_cookie)
         .no_store()
 }
 

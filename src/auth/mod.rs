@@ -7,6 +7,7 @@
 
 mod endpoints;
 mod login;
+mod origin;
 pub mod pages;
 pub mod pending;
 pub mod return_to;
@@ -29,6 +30,7 @@ use crate::util::paths::LOGIN_PATH;
 use crate::util::time::Clock;
 use crate::web::reply::Reply;
 use crate::web::request::{bearer_token, cookie_header};
+pub use origin::OriginPolicy;
 use pending::PendingLogins;
 
 /// Who sent a request.
@@ -40,6 +42,8 @@ pub enum Caller {
     BadToken,
     /// The session store did not answer: who it is cannot be told now.
     StoreUnavailable,
+    /// A session cookie on an unsafe request from another site.
+    CrossSite,
 }
 
 /// Authentication's shared state; one instance serves every request.
@@ -52,6 +56,17 @@ pub struct Auth {
     pub policy: HostPolicy,
     pub api_tokens: ApiTokens,
     pub clock: Arc<dyn Clock>,
+    pub origins: OriginPolicy,
+}
+
+/// 403 for a cookie-authenticated unsafe request from another site.
+pub fn cross_site() -> Reply {
+    Reply::error(
+        403,
+        "cross_site_request",
+        "Requests that change something are accepted with the session cookie only from the gateway's own origin (or server.allowed_origins).",
+    )
+    .no_store()
 }
 
 /// Seconds a client is asked to wait while the session store is unreachable.
@@ -72,13 +87,18 @@ impl Auth {
     /// Who is calling: the session of the request's cookie, else the session
     /// named by a gateway token in `Authorization: Bearer`.
     pub async fn caller(&self, req: &RequestHeader) -> Caller {
+        let mut cross_site = false;
         match self.cookie_session(req).await {
+            Ok(Some(_)) if self.origins.is_cross_site(req) => cross_site = true,
             Ok(Some(session)) => return Caller::Session(session),
             Ok(None) => {}
             Err(_) => return Caller::StoreUnavailable,
         }
         let Some(token) = bearer_token(req) else {
-            return Caller::Anonymous;
+            return match cross_site {
+                true => Caller::CrossSite,
+                false => Caller::Anonymous,
+            };
         };
         let Some(claims) = self.api_tokens.verify(token) else {
             return Caller::BadToken;
@@ -104,8 +124,10 @@ impl Auth {
     /// The answer to a request that needs a session and has none: a browser
     /// goes to login (and back to `original`), any other client gets 401.
     pub fn login_required_for(&self, caller: &Caller, browser: bool, original: &str) -> Reply {
-        if let Caller::StoreUnavailable = caller {
-            return store_unavailable();
+        match caller {
+            Caller::StoreUnavailable => return store_unavailable(),
+            Caller::CrossSite => return cross_site(),
+            _ => {}
         }
         let login_url = self.cfg.public_link(LOGIN_PATH);
         let bad_token = matches!(caller, Caller::BadToken);

@@ -1,47 +1,115 @@
-//! Logins in progress: what `/auth/login` issued and the callback must find.
+//! Logins in progress. What a login needs between `/auth/login` and the
+//! callback (its `state`, the PKCE verifier, where to go afterwards, when it
+//! expires) travels in the browser's encrypted, authenticated login cookie,
+//! so it is bound to that browser, costs the server nothing, and completes on
+//! any instance; no flood of anonymous logins can evict it. A browser keeps
+//! its [`MAX_LOGINS_PER_BROWSER`] newest logins (several tabs).
 //!
-//! Each entry is keyed by its `state`, holds the PKCE verifier, where to go
-//! afterwards and the browser binding, and can be taken exactly once. Entries
-//! expire after the login timeout, and the map never holds more than its bound
-//! (a [`TtlMap`]: expired entries go first, then the oldest, in O(log n)), so
-//! anonymous traffic cannot make it grow without limit.
+//! The server keeps only what makes a state single-use (the session store's
+//! `claim_state`) and, for the `dsgw_pending_logins` gauge, a bounded map of
+//! logins started here and not yet completed ([`PendingLogins`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::util::secret::Secret;
+use crate::crypto::cookies::CookieCodec;
+use crate::util::secret::{self, Secret};
 use crate::util::time::Clock;
 use crate::util::ttl_map::TtlMap;
 
-#[derive(Debug, Clone)]
+/// Logins one browser can have in progress at once (the newest are kept).
+pub const MAX_LOGINS_PER_BROWSER: usize = 3;
+/// A longer `return_to` is replaced by the default (it must fit a cookie).
+pub const MAX_RETURN_TO_LEN: usize = 512;
+
+/// One login in progress, as the browser's login cookie carries it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PendingLogin {
+    #[serde(with = "secret::stored")]
+    pub state: Secret,
+    #[serde(with = "secret::stored")]
     pub pkce_verifier: Secret,
     pub return_to: String,
-    /// The value of the login cookie of the browser that started the login.
-    pub browser_binding: String,
+    /// Unix seconds.
+    pub expires_at: u64,
 }
 
 /// Why a callback's state was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum StateError {
-    #[error("the state is unknown, already used or evicted")]
+    #[error("the state is unknown or was already used")]
     Unknown,
     #[error("the login has expired")]
     Expired,
-    #[error("the state was issued to another browser")]
+    #[error("the browser has no login cookie (another browser started the login)")]
     OtherBrowser,
 }
 
-#[derive(Clone)]
-struct Entry {
-    login: Arc<PendingLogin>,
-    expires_at_ms: u64,
+/// The logins in progress of one browser, from its login cookie.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct BrowserLogins {
+    logins: Vec<PendingLogin>,
 }
 
+impl BrowserLogins {
+    /// The logins of a `Cookie` header (none if absent, forged or unreadable).
+    pub fn from_cookie(codec: &CookieCodec, header: Option<impl AsRef<str>>) -> Option<Self> {
+        let text = codec.login_from(header)?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Adds a login (newest first), dropping expired ones and the oldest
+    /// beyond [`MAX_LOGINS_PER_BROWSER`].
+    pub fn push(&mut self, login: PendingLogin, now: u64) {
+        self.logins.retain(|l| l.expires_at > now);
+        self.logins.insert(0, login);
+        self.logins.truncate(MAX_LOGINS_PER_BROWSER);
+    }
+
+    /// Takes the login of `state` out (compared in constant time).
+    pub fn take(&mut self, state: &str, now: u64) -> Result<PendingLogin, StateError> {
+        let at = self
+            .logins
+            .iter()
+            .position(|l| bool::from(l.state.expose().as_bytes().ct_eq(state.as_bytes())))
+            .ok_or(StateError::Unknown)?;
+        let login = self.logins.remove(at);
+        if login.expires_at <= now {
+            return Err(StateError::Expired);
+        }
+        Ok(login)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.logins.is_empty()
+    }
+
+    /// The `Set-Cookie` value that stores these logins (or clears the
+    /// cookie when none is left).
+    pub fn set_cookie(&self, codec: &CookieCodec, max_age: Duration) -> String {
+        if self.logins.is_empty() {
+            return codec.clear_login();
+        }
+        let text = serde_json::to_string(self).unwrap_or_default();
+        codec.set_login(&text, max_age)
+    }
+}
+
+/// The key under which a used state is remembered: a hash, never the state.
+pub fn state_key(state: &str) -> String {
+    let digest = Sha256::digest(state.as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Logins started on this instance and not completed, for the gauge only:
+/// bounded (`session.max_pending_logins`), and nothing depends on it, so a
+/// flood that fills it costs no login.
 pub struct PendingLogins {
-    entries: TtlMap<String, Entry>,
+    started: TtlMap<String, ()>,
     ttl: Duration,
     clock: Arc<dyn Clock>,
 }
@@ -49,104 +117,32 @@ pub struct PendingLogins {
 impl PendingLogins {
     pub fn new(ttl: Duration, max: usize, clock: Arc<dyn Clock>) -> Self {
         PendingLogins {
-            entries: TtlMap::new(max),
+            started: TtlMap::new(max),
             ttl,
             clock,
         }
     }
 
-    pub fn insert(&self, state: String, login: PendingLogin) {
+    pub fn started(&self, state: &str) {
         let now = self.clock.now_millis();
-        let expires_at_ms = now.saturating_add(self.ttl.as_millis() as u64);
-        let entry = Entry {
-            login: Arc::new(login),
-            expires_at_ms,
-        };
-        self.entries.insert(state, entry, expires_at_ms, now);
+        let expires = now.saturating_add(self.ttl.as_millis() as u64);
+        self.started.insert(state_key(state), (), expires, now);
     }
 
-    /// Takes the login for `state` if it was issued to this browser and is
-    /// not expired. A state presented by another browser stays pending.
-    pub fn take(
-        &self,
-        state: &str,
-        browser_binding: Option<&str>,
-    ) -> Result<Arc<PendingLogin>, StateError> {
-        let now = self.clock.now_millis();
-        let binding = browser_binding.unwrap_or("");
-        let taken = self.entries.remove_if(state, |e| {
-            bool::from(e.login.browser_binding.as_bytes().ct_eq(binding.as_bytes()))
-        });
-        match taken {
-            Some(e) if now < e.expires_at_ms => Ok(e.login),
-            Some(_) => Err(StateError::Expired),
-            None if self.entries.contains_key(state, now) => Err(StateError::OtherBrowser),
-            None => Err(StateError::Unknown),
-        }
+    pub fn finished(&self, state: &str) {
+        self.started.remove(state_key(state).as_str());
     }
 
+    /// Logins in progress (some may have expired and not been swept yet).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.started.purge_expired(self.clock.now_millis(), 1024);
+        self.started.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::util::time::ManualClock;
-
-    fn login(binding: &str) -> PendingLogin {
-        PendingLogin {
-            pkce_verifier: Secret::new("v"),
-            return_to: "/".into(),
-            browser_binding: binding.into(),
-        }
-    }
-
-    fn logins(ttl_secs: u64, max: usize) -> (PendingLogins, Arc<ManualClock>) {
-        let clock = ManualClock::at_unix(1_000);
-        let p = PendingLogins::new(Duration::from_secs(ttl_secs), max, clock.clone());
-        (p, clock)
-    }
-
-    #[test]
-    fn single_use_and_bound_to_browser() {
-        let (p, _) = logins(60, 10);
-        p.insert("s1".into(), login("b1"));
-        assert_eq!(
-            p.take("s1", Some("b2")).unwrap_err(),
-            StateError::OtherBrowser
-        );
-        assert_eq!(p.take("s1", None).unwrap_err(), StateError::OtherBrowser);
-        assert!(p.take("s1", Some("b1")).is_ok());
-        assert_eq!(p.take("s1", Some("b1")).unwrap_err(), StateError::Unknown);
-        assert_eq!(
-            p.take("forged", Some("b1")).unwrap_err(),
-            StateError::Unknown
-        );
-    }
-
-    #[test]
-    fn expires() {
-        let (p, clock) = logins(60, 10);
-        p.insert("s1".into(), login("b1"));
-        clock.advance_secs(60);
-        assert_eq!(p.take("s1", Some("b1")).unwrap_err(), StateError::Expired);
-        assert!(p.is_empty());
-    }
-
-    #[test]
-    fn bounded() {
-        let (p, _) = logins(60, 3);
-        for i in 0..10 {
-            p.insert(format!("s{i}"), login("b"));
-        }
-        assert_eq!(p.len(), 3);
-        assert!(p.take("s9", Some("b")).is_ok());
-        assert_eq!(p.take("s0", Some("b")).unwrap_err(), StateError::Unknown);
-    }
-}
+mod tests;

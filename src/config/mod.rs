@@ -29,7 +29,7 @@ pub use error::{ConfigError, SECRET_KEYS};
 pub use hosts::HostPattern;
 pub use log::{LogConfig, LogFormat};
 pub use raw::{DefaultValue, RawConfig};
-pub use server::{default_upgrade_sock, ServerConfig};
+pub use server::{default_upgrade_sock, ServerConfig, TlsFiles};
 pub use session::SessionConfig;
 
 use std::path::Path;

@@ -36,6 +36,9 @@ pub(super) struct RawServer {
     pub(super) max_connections: u64,
     /// Unset: [`default_upgrade_sock`], filled in by [`RawConfig::parse`].
     pub(super) upgrade_sock: Option<String>,
+    pub(super) allowed_origins: Vec<String>,
+    pub(super) tls_cert_file: Option<String>,
+    pub(super) tls_key_file: Option<String>,
 }
 
 impl Default for RawServer {
@@ -50,6 +53,9 @@ impl Default for RawServer {
             header_timeout_secs: 10,
             max_connections: 10_000,
             upgrade_sock: None,
+            allowed_origins: Vec::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -204,7 +210,12 @@ impl RawConfig {
             }
         }
         // Option fields are skipped by serialization: name them explicitly.
-        for unset in ["server.metrics_listen", "docusign.auth_server"] {
+        for unset in [
+            "server.metrics_listen",
+            "docusign.auth_server",
+            "server.tls_cert_file",
+            "server.tls_key_file",
+        ] {
             out.push((unset.to_string(), DefaultValue::Unset));
         }
         out.push(("server.upgrade_sock".into(), DefaultValue::FromEnvironment));

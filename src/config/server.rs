@@ -31,6 +31,39 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Open client connections at most; at the cap idle ones are closed first.
     pub max_connections: usize,
+    /// Origins besides `public_url`'s from which cookie-authenticated
+    /// unsafe requests (POST, PUT, PATCH, DELETE) are accepted.
+    pub allowed_origins: Vec<url::Origin>,
+    /// HTTPS on `listen` (certificate chain and key, PEM); plain HTTP when
+    /// unset. The files themselves are checked at start (`server::tls`).
+    pub tls: Option<TlsFiles>,
+}
+
+/// `server.tls_cert_file` and `server.tls_key_file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// Both TLS files or neither.
+fn tls_files(cert: Option<String>, key: Option<String>) -> Result<Option<TlsFiles>, ConfigError> {
+    let set = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    match (set(cert), set(key)) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert_file: cert.into(),
+            key_file: key.into(),
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::new(
+            "server.tls_key_file",
+            "missing: server.tls_cert_file is set, and TLS needs both the certificate and its key",
+        )),
+        (None, Some(_)) => Err(ConfigError::new(
+            "server.tls_cert_file",
+            "missing: server.tls_key_file is set, and TLS needs both the certificate and its key",
+        )),
+    }
 }
 
 /// Where the upgrade socket goes when `server.upgrade_sock` is unset: in a
@@ -109,7 +142,27 @@ pub(super) fn validate(raw: RawServer, origins: &Origins) -> Result<ServerConfig
             raw.max_connections,
             1..=1_000_000,
         )?,
+        allowed_origins: allowed_origins(&raw.allowed_origins, origins)?,
+        tls: tls_files(raw.tls_cert_file, raw.tls_key_file)?,
     })
+}
+
+/// `server.allowed_origins`: `scheme://host[:port]`, nothing more.
+fn allowed_origins(list: &[String], origins: &Origins) -> Result<Vec<url::Origin>, ConfigError> {
+    const KEY: &str = "server.allowed_origins";
+    const EXPECTED: &str =
+        "expected origins such as \"https://app.example.com\" (scheme, host and port only)";
+    list.iter()
+        .map(|text| {
+            let url = Url::parse(text)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .filter(|u| u.path() == "/" && u.query().is_none() && u.username().is_empty())
+                .filter(|_| !text.ends_with('/'));
+            url.map(|u| u.origin())
+                .ok_or_else(|| ConfigError::invalid(KEY, EXPECTED, text, origins))
+        })
+        .collect()
 }
 
 fn socket_addr(

@@ -16,7 +16,7 @@ use crate::config::SessionConfig;
 use crate::crypto::keys;
 
 /// Sealed values longer than this are not even decrypted.
-const MAX_COOKIE_VALUE: usize = 1024;
+const MAX_COOKIE_VALUE: usize = 3072;
 
 /// Prefix of the cookie names when `secure_cookie` is on.
 pub const HOST_PREFIX: &str = "__Host-";

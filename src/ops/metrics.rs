@@ -81,6 +81,8 @@ pub struct Metrics {
     pub refresh_seconds: Histogram,
     /// Requests replayed after DocuSign answered 401 and the token was refreshed.
     pub replays: IntCounter,
+    /// TLS handshakes on the gateway's listener that failed or timed out.
+    pub tls_handshake_failures: IntCounter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -130,6 +132,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "Requests replayed after a 401 and a refresh",
         )
         .expect("metric"),
+        tls_handshake_failures: IntCounter::new(
+            "dsgw_tls_handshake_failures_total",
+            "TLS handshakes on the gateway's listener that failed or timed out",
+        )
+        .expect("metric"),
     };
     let collectors: Vec<Box<dyn Collector>> = vec![
         Box::new(m.requests.clone()),
@@ -140,6 +147,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(m.refreshes.clone()),
         Box::new(m.refresh_seconds.clone()),
         Box::new(m.replays.clone()),
+        Box::new(m.tls_handshake_failures.clone()),
     ];
     for c in collectors {
         let _ = prometheus::register(c);

@@ -52,7 +52,7 @@ pub use ctx::{Forwarding, Replay, RequestCtx, Upstream};
 pub use decide::Decision;
 
 use crate::auth::pending::PendingLogins;
-use crate::auth::Auth;
+use crate::auth::{Auth, OriginPolicy};
 use crate::config::Config;
 use crate::crypto::api_token::ApiTokens;
 use crate::crypto::cookies::CookieCodec;
@@ -141,6 +141,7 @@ impl Gateway {
             },
             docusign: parts.account_server,
             clock: parts.clock,
+            origins: OriginPolicy::new(&cfg.server.public_url, &cfg.server.allowed_origins),
             cfg: Arc::new(cfg),
         };
         Gateway {

@@ -62,7 +62,7 @@ pub fn run(listen: SocketAddr) -> Result<(), String> {
     let cfg = Config::from_toml_str(DEMO_CONFIG, env).map_err(|e| e.to_string())?;
 
     println!("{}", hints(&public_url, &fake));
-    super::run(cfg, false)
+    super::run(cfg, false).map_err(|e| e.to_string())
 }
 
 fn hints(public_url: &str, fake: &FakeDocuSign) -> String {

@@ -4,6 +4,7 @@
 #[cfg(feature = "fake")]
 pub mod demo;
 mod drain;
+pub mod tls;
 mod upgrade_dir;
 
 pub use upgrade_dir::{check_upgrade_dir, prepare_upgrade_dir};
@@ -17,16 +18,32 @@ use pingora::services::listening::Service;
 use crate::web::conns::{ConnLimits, Conns};
 use crate::web::guarded::Guard;
 
-use crate::config::Config;
-use crate::proxy::Gateway;
+use crate::config::{Config, ConfigError};
+use crate::proxy::{Gateway, GatewayError};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+}
 
 /// Builds a ready-to-run pingora server for `cfg`. `upgrade`: take the
 /// listening sockets over from a running gateway (zero-downtime upgrade).
 /// Creates the upgrade socket's directory (0700) when it is missing, and
 /// refuses one that group or others can write. Also returns the gateway's
 /// client connections.
-pub fn build(cfg: Config, upgrade: bool) -> Result<(Server, Arc<Conns>), String> {
-    prepare_upgrade_dir(&cfg.server.upgrade_sock).map_err(|e| e.to_string())?;
+pub fn build(cfg: Config, upgrade: bool) -> Result<(Server, Arc<Conns>), ServerError> {
+    prepare_upgrade_dir(&cfg.server.upgrade_sock)?;
+    let tls = match &cfg.server.tls {
+        Some(files) => {
+            tls::check_tls(files)?;
+            Some(tls::settings(files)?)
+        }
+        None => None,
+    };
     let grace = cfg.server.grace_period.as_secs();
     let conf = ServerConf {
         threads: cfg.server.threads,
@@ -54,13 +71,16 @@ pub fn build(cfg: Config, upgrade: bool) -> Result<(Server, Arc<Conns>), String>
     drain::warn_when_descriptors_below(cfg.server.max_connections);
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
-    let gateway = Gateway::new(cfg).map_err(|e| e.to_string())?;
+    let gateway = Gateway::new(cfg)?;
     let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
     let mut service = Service::new(
         "docusign-gateway".to_string(),
         Guard::new(proxy, conns.clone()),
     );
-    service.add_tcp(&listen.to_string());
+    match tls {
+        Some(settings) => service.add_tls_with_settings(&listen.to_string(), None, settings),
+        None => service.add_tcp(&listen.to_string()),
+    }
     server.add_service(service);
     if let Some(addr) = metrics_listen {
         let mut metrics = pingora_prometheus::prometheus_http_service();
@@ -74,7 +94,7 @@ pub fn build(cfg: Config, upgrade: bool) -> Result<(Server, Arc<Conns>), String>
 /// (fast), SIGQUIT (hand the sockets to a new process started with `--upgrade`).
 /// After SIGTERM or SIGQUIT it exits as soon as no request is in flight, at
 /// the latest after `grace_period`.
-pub fn run(cfg: Config, upgrade: bool) -> Result<(), String> {
+pub fn run(cfg: Config, upgrade: bool) -> Result<(), ServerError> {
     let listen = cfg.server.listen;
     let public = cfg.server.public_url.clone();
     let metrics = cfg.server.metrics_listen;

@@ -230,6 +230,56 @@ pub struct Options {
     pub server_extra: String,
     /// Extra TOML appended at the end (whole sections, e.g. `[log]`).
     pub extra_toml: String,
+    /// HTTPS on the gateway's listener with this certificate.
+    pub tls: Option<TestTls>,
+}
+
+/// A certificate for 127.0.0.1 made by the test, signed by its own CA.
+pub struct TestTls {
+    pub dir: std::path::PathBuf,
+    pub cert_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
+    /// The CA's certificate (PEM), for clients.
+    pub ca_pem: String,
+}
+
+impl TestTls {
+    pub fn new() -> TestTls {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Distinct names, or OpenSSL takes the leaf for a self-signed one.
+        ca.distinguished_name
+            .push(DnType::CommonName, "docusign-gateway test CA");
+        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().expect("key");
+        let mut leaf =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+                .expect("params");
+        leaf.distinguished_name
+            .push(DnType::CommonName, "docusign-gateway test");
+        let leaf = leaf.signed_by(&key, &issuer).expect("certificate");
+        let dir = unique_temp_path("tls");
+        std::fs::create_dir_all(&dir).expect("tls dir");
+        let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_file, leaf.pem()).expect("write cert");
+        std::fs::write(&key_file, key.serialize_pem()).expect("write key");
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write CA");
+        TestTls {
+            dir,
+            cert_file,
+            key_file,
+            ca_pem: ca_cert.pem(),
+        }
+    }
+}
+
+impl Drop for TestTls {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl Default for Options {
@@ -248,6 +298,7 @@ impl Default for Options {
             allowed_api_hosts: "[\"{rest0}\", \"{rest1}\"]".into(),
             server_extra: String::new(),
             extra_toml: String::new(),
+            tls: None,
         }
     }
 }
@@ -257,6 +308,8 @@ pub struct Env {
     pub fake: FakeDocuSign,
     pub gw: GatewayProcess,
     pub client: Client,
+    /// The gateway's certificate when it speaks HTTPS.
+    pub tls: Option<TestTls>,
 }
 
 impl Env {
@@ -266,7 +319,15 @@ impl Env {
 
     pub async fn start_with(mut opts: Options) -> Env {
         let port = free_port();
-        let public_url = format!("http://127.0.0.1:{port}");
+        let scheme = if opts.tls.is_some() { "https" } else { "http" };
+        let public_url = format!("{scheme}://127.0.0.1:{port}");
+        if let Some(tls) = &opts.tls {
+            opts.server_extra += &format!(
+                "\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+                tls.cert_file.display(),
+                tls.key_file.display()
+            );
+        }
         opts.fake.redirect_uris = vec![format!("{public_url}{CALLBACK}")];
         let fake = FakeDocuSign::start(opts.fake)
             .await
@@ -344,13 +405,22 @@ secure_cookie = false
             owns_config: true,
             sock_dir: Some(sock_dir),
         };
-        let client = Client::builder()
+        let mut client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
+            .timeout(Duration::from_secs(30));
+        if let Some(tls) = &opts.tls {
+            let ca = reqwest::Certificate::from_pem(tls.ca_pem.as_bytes()).expect("CA");
+            // HTTP/1.1 like most clients; tests/tls.rs checks HTTP/2 itself.
+            client = client.add_root_certificate(ca).http1_only();
+        }
+        let client = client.build().unwrap();
         wait_healthy(&client, &gw).await;
-        Env { fake, gw, client }
+        Env {
+            fake,
+            gw,
+            client,
+            tls: opts.tls,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

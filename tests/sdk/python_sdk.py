@@ -1,7 +1,8 @@
 """Drives the gateway with DocuSign's official Python SDK (docusign-esign).
 
-Usage: python_sdk.py <gateway>/restapi <gateway token> <account id>
-The SDK is pointed at the gateway's /restapi with the gateway token as its
+Usage: python_sdk.py <gateway>/restapi <gateway token> <account id> [CA file]
+With a CA file (an https:// gateway with a private CA), the SDK trusts it
+through its Configuration's ssl_ca_cert. The SDK is pointed at the gateway's /restapi with the gateway token as its
 bearer, exactly as the README tells users. Prints one JSON line.
 """
 
@@ -9,10 +10,14 @@ import json
 import sys
 
 from docusign_esign import AccountsApi, ApiClient, EnvelopeDefinition, EnvelopesApi
+from docusign_esign.client.configuration import Configuration
 
 
 def main() -> None:
     host, token, account_id = sys.argv[1:4]
+    if len(sys.argv) > 4:
+        # The SDK's Configuration is a process-wide singleton.
+        Configuration().ssl_ca_cert = sys.argv[4]
     api = ApiClient(host=host)
     api.set_default_header("Authorization", "Bearer " + token)
 
