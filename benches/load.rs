@@ -2,7 +2,10 @@
 //! over loopback by concurrent clients for a bounded time. Reports requests
 //! per second, latency percentiles and the gateway's resident memory with
 //! many sessions. `cargo bench --bench load [-- --seconds N --clients N
-//! --sessions N]`; under `cargo test` it runs a tiny smoke load.
+//! --sessions N --redis-url redis://HOST:PORT]`; under `cargo test` it runs a
+//! tiny smoke load. With `--redis-url` the gateway keeps its sessions in that
+//! Redis (`session.store = "redis"`; the bench flushes nothing, use a
+//! scratch server).
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -16,11 +19,17 @@ struct Args {
     clients: usize,
     sessions: usize,
     bench: bool,
+    redis_url: Option<String>,
 }
 
 fn args() -> Args {
     let all: Vec<String> = std::env::args().collect();
     let bench = all.iter().any(|a| a == "--bench");
+    let redis_url = all
+        .iter()
+        .position(|a| a == "--redis-url")
+        .and_then(|i| all.get(i + 1))
+        .cloned();
     let get = |name: &str, default: u64| {
         all.iter()
             .position(|a| a == name)
@@ -33,6 +42,7 @@ fn args() -> Args {
         clients: get("--clients", if bench { 32 } else { 2 }) as usize,
         sessions: get("--sessions", if bench { 1000 } else { 3 }) as usize,
         bench,
+        redis_url,
     }
 }
 
@@ -68,14 +78,21 @@ async fn main() {
     let mut fake_cfg = FakeConfig::demo_defaults();
     fake_cfg.redirect_uris = vec![format!("{public}/auth/docusign/callback")];
     let fake = FakeDocuSign::start(fake_cfg).await.expect("fake");
+    // Load, not DocuSign's rate limits, is measured here.
+    let unlimited = fake_docusign::AccountLimits {
+        hourly: u64::MAX,
+        burst: u64::MAX,
+    };
+    fake.set_rate_limits(None, unlimited);
     let config = std::env::temp_dir().join(format!("dsgw-load-{}.toml", std::process::id()));
+    // Every session is the fake's one user: no per-user bound here.
     std::fs::write(
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public}\"\n\
              [docusign]\nauth_server = \"{}\"\nclient_id = \"demo-integration-key\"\n\
              allowed_api_hosts = [\"{}\", \"{}\"]\nallow_plain_http = true\n\
-             [session]\nsecure_cookie = false\n[log]\nlevel = \"warn\"\n",
+             [session]\nsecure_cookie = false\nmax_sessions_per_user = 1000000\n[log]\nlevel = \"warn\"\n",
             fake.account_server_url(),
             fake.rest_host_url(0).trim_start_matches("http://"),
             fake.rest_host_url(1).trim_start_matches("http://"),
@@ -86,7 +103,13 @@ async fn main() {
     // dir's copy can be replaced by another worktree's build mid-run).
     let bin = std::env::var_os("GATEWAY_TEST_BIN")
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_docusign-gateway").into());
-    let child = Command::new(bin)
+    let mut command = Command::new(bin);
+    if let Some(url) = &a.redis_url {
+        command
+            .env("DSGW_SESSION_STORE", "redis")
+            .env("DSGW_REDIS_URL", url);
+    }
+    let child = command
         .arg("--config")
         .arg(&config)
         .env("DSGW_DOCUSIGN_CLIENT_SECRET", "demo-client-secret")
@@ -197,7 +220,8 @@ async fn main() {
     assert!(!latencies.is_empty(), "requests were made");
     if a.bench {
         println!(
-            "proxied GET, {} clients, {} s: {:.0} req/s, p50 {:?}, p99 {:?}, errors {errors}",
+            "proxied GET, {} store, {} clients, {} s: {:.0} req/s, p50 {:?}, p99 {:?}, errors {errors}",
+            if a.redis_url.is_some() { "redis" } else { "memory" },
             a.clients,
             a.seconds,
             latencies.len() as f64 / a.seconds as f64,

@@ -282,3 +282,56 @@ fn an_upgrade_socket_in_a_directory_others_can_write_is_refused() {
     assert!(!dir.join("upgrade.sock").exists());
     std::fs::remove_dir(&dir).unwrap();
 }
+
+#[test]
+fn redis_settings_name_the_key_and_never_show_the_password() {
+    const REDIS: (&str, &str) = ("DSGW_SESSION_STORE", "redis");
+    let cases: &[Case] = &[
+        (GOOD, &[REDIS], "redis.url"),
+        (
+            GOOD,
+            &[REDIS, ("DSGW_REDIS_URL", "http://u:hunter2hunter2@h:1")],
+            "redis.url",
+        ),
+        (
+            GOOD,
+            &[
+                REDIS,
+                ("DSGW_REDIS_URL", "redis://u:hunter2hunter2@h:1"),
+                ("DSGW_REDIS_CLUSTER_URLS", "redis://u:hunter2hunter2@a:7000"),
+            ],
+            "redis.url",
+        ),
+        (
+            GOOD,
+            &[
+                REDIS,
+                ("DSGW_REDIS_CLUSTER_URLS", "redis://a:1,hunter2hunter2"),
+            ],
+            "redis.cluster_urls",
+        ),
+        (
+            GOOD,
+            &[("DSGW_SESSION_STORE", "hunter2hunter2")],
+            "session.store",
+        ),
+        (
+            GOOD,
+            &[
+                REDIS,
+                ("DSGW_REDIS_URL", "redis://h:1"),
+                ("DSGW_REDIS_KEY_PREFIX", "{x}"),
+            ],
+            "redis.key_prefix",
+        ),
+    ];
+    for (config, env, key) in cases {
+        let (code, stderr) = run(config, env);
+        assert_ne!(code, Some(0), "{key}: exit code");
+        assert!(stderr.contains(key), "{key}: message was {stderr:?}");
+        assert!(
+            !stderr.contains("hunter2"),
+            "{key}: password shown: {stderr}"
+        );
+    }
+}

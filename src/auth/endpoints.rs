@@ -33,6 +33,7 @@ pub async fn session_info(gw: &Auth, req: &RequestHeader) -> Reply {
                 "base_uri": a.base_uri,
                 "is_default": a.is_default,
                 "api_host_allowed": a.api_host.is_ok(),
+                "rate_limit": gw.rates.get(&a.account_id),
             })
         })
         .collect();

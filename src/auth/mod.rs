@@ -25,6 +25,7 @@ use crate::crypto::api_token::ApiTokens;
 use crate::crypto::cookies::CookieCodec;
 use crate::docusign::api_host::HostPolicy;
 use crate::docusign::AccountServer;
+use crate::session::ratelimit::AccountRates;
 use crate::session::{Session, SessionStore, StoreError};
 use crate::util::paths::LOGIN_PATH;
 use crate::util::time::Clock;
@@ -56,6 +57,8 @@ pub struct Auth {
     pub policy: HostPolicy,
     pub api_tokens: ApiTokens,
     pub clock: Arc<dyn Clock>,
+    /// DocuSign's rate limits as last seen per account.
+    pub rates: Arc<AccountRates>,
     pub origins: OriginPolicy,
 }
 

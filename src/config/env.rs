@@ -52,10 +52,12 @@ fn split(defaults: &toml::Table, var: &str) -> Result<(String, String), ConfigEr
                 .map(|key| (section.clone(), key.to_string()))
         })
         .ok_or_else(|| {
-            ConfigError::new(
-                var,
-                "unknown variable: expected DSGW_SERVER_*, DSGW_DOCUSIGN_*, DSGW_SESSION_* or DSGW_LOG_*",
-            )
+            let sections: Vec<String> = defaults
+                .keys()
+                .map(|s| format!("{ENV_PREFIX}{}_*", s.to_ascii_uppercase()))
+                .collect();
+            let expected = sections.join(", ");
+            ConfigError::new(var, format!("unknown variable: expected one of {expected}"))
         })
 }
 
@@ -150,5 +152,6 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.key, "DSGW_SESSIONS_SECRET");
+        assert!(e.message.contains("DSGW_LIMITS_*"), "{e}");
     }
 }

@@ -5,7 +5,13 @@
 use std::collections::BTreeMap;
 
 /// Keys whose values are secrets: no error ever quotes them.
-pub const SECRET_KEYS: &[&str] = &["docusign.client_secret", "session.secret"];
+/// (A Redis URL may carry a password.)
+pub const SECRET_KEYS: &[&str] = &[
+    "docusign.client_secret",
+    "session.secret",
+    "redis.url",
+    "redis.cluster_urls",
+];
 
 /// A configuration error: which key, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,8 +7,8 @@
 //!
 //! - `raw`: the file format ([`RawConfig`]), its defaults, parsing.
 //! - `env`: the `DSGW_*` overlay.
-//! - `server`, `docusign`, `session`, `log`: each section's validated struct
-//!   and its validation.
+//! - `server`, `docusign`, `session`, `log`, `redis`, `limits`: each
+//!   section's validated struct and its validation.
 //! - `range`: the one range check; `urls`: URL keys; `hosts`: host patterns.
 //! - `error`: [`ConfigError`] and when it may quote a value.
 
@@ -16,9 +16,11 @@ mod docusign;
 mod env;
 mod error;
 mod hosts;
+mod limits;
 mod log;
 mod range;
 mod raw;
+mod redis;
 mod server;
 mod session;
 mod urls;
@@ -27,8 +29,10 @@ pub mod warnings;
 pub use docusign::{DocusignConfig, Environment};
 pub use error::{ConfigError, SECRET_KEYS};
 pub use hosts::HostPattern;
+pub use limits::LimitsConfig;
 pub use log::{LogConfig, LogFormat};
 pub use raw::{DefaultValue, RawConfig};
+pub use redis::{redacted, RedisConfig, RedisTarget, StoreKind};
 pub use server::{default_upgrade_sock, ServerConfig, TlsFiles};
 pub use session::SessionConfig;
 
@@ -53,6 +57,9 @@ pub struct Config {
     pub docusign: DocusignConfig,
     pub session: SessionConfig,
     pub log: LogConfig,
+    pub limits: LimitsConfig,
+    /// Set when `session.store = "redis"`.
+    pub redis: Option<RedisConfig>,
 }
 
 impl Config {
@@ -79,17 +86,23 @@ impl Config {
             docusign,
             session,
             log,
+            limits,
+            redis,
             origins,
         } = raw;
+        let redis = redis::validate(session.store, redis)?;
         let server = server::validate(server, &origins)?;
         let log = log::validate(log, &origins)?;
         let docusign = docusign::validate(docusign, &server.public_url, &origins)?;
         let session = session::validate(session)?;
+        let limits = limits::validate(limits)?;
         Ok(Config {
             server,
             docusign,
             session,
             log,
+            limits,
+            redis,
         })
     }
 

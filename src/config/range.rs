@@ -9,6 +9,7 @@ use super::error::ConfigError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unit {
     Seconds,
+    Milliseconds,
     Count,
 }
 
@@ -26,11 +27,13 @@ pub(crate) fn check(
     }
     let what = match unit {
         Unit::Seconds => "a number of seconds",
+        Unit::Milliseconds => "a number of milliseconds",
         Unit::Count => "a number",
     };
     let message = match (*allowed.start(), *allowed.end()) {
         (1, u64::MAX) => match unit {
             Unit::Seconds => "expected a positive number of seconds".to_string(),
+            Unit::Milliseconds => "expected a positive number of milliseconds".to_string(),
             Unit::Count => "expected a positive number".to_string(),
         },
         (min, u64::MAX) => format!("expected {what} of at least {min}"),

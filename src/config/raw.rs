@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::docusign::Environment;
 use super::error::{ConfigError, Origins};
+use super::limits::RawLimits;
 use super::log::LogFormat;
+use super::redis::{redacted, StoreKind};
 use super::server::default_upgrade_sock;
 use super::MAX_LOGIN_TIMEOUT_SECS;
 
@@ -18,6 +20,8 @@ pub struct RawConfig {
     pub(super) docusign: RawDocusign,
     pub(super) session: RawSession,
     pub(super) log: RawLog,
+    pub(super) limits: RawLimits,
+    pub(super) redis: RawRedis,
     /// Which keys the environment set (errors never quote those values).
     #[serde(skip)]
     pub(super) origins: Origins,
@@ -106,6 +110,7 @@ pub(super) struct RawSession {
     pub(super) api_token_ttl_secs: u64,
     pub(super) min_refresh_interval_secs: u64,
     pub(super) max_sessions_per_user: u64,
+    pub(super) store: StoreKind,
 }
 
 impl Default for RawSession {
@@ -122,7 +127,50 @@ impl Default for RawSession {
             api_token_ttl_secs: 30 * 24 * 3600,
             min_refresh_interval_secs: 60,
             max_sessions_per_user: 10,
+            store: StoreKind::Memory,
         }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawRedis {
+    /// May carry a password: never shown (see [`redacted`]).
+    pub(super) url: Option<String>,
+    pub(super) cluster_urls: Vec<String>,
+    pub(super) key_prefix: String,
+    pub(super) connect_timeout_ms: u64,
+    pub(super) command_timeout_ms: u64,
+}
+
+impl Default for RawRedis {
+    fn default() -> Self {
+        RawRedis {
+            url: None,
+            cluster_urls: Vec::new(),
+            key_prefix: "dsgw".into(),
+            connect_timeout_ms: 1000,
+            command_timeout_ms: 500,
+        }
+    }
+}
+
+impl std::fmt::Debug for RawRedis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawRedis")
+            .field("url", &self.url.as_deref().map(redacted))
+            .field(
+                "cluster_urls",
+                &self
+                    .cluster_urls
+                    .iter()
+                    .map(|u| redacted(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field("key_prefix", &self.key_prefix)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("command_timeout_ms", &self.command_timeout_ms)
+            .finish()
     }
 }
 
@@ -192,6 +240,12 @@ impl RawConfig {
                 *secret = "***".into();
             }
         }
+        // A Redis URL may hold a password.
+        let redis = &mut shown.redis;
+        redis.url = redis.url.as_deref().map(redacted);
+        for url in &mut redis.cluster_urls {
+            *url = redacted(url);
+        }
         toml::to_string(&shown).unwrap_or_default()
     }
 
@@ -215,6 +269,7 @@ impl RawConfig {
             "docusign.auth_server",
             "server.tls_cert_file",
             "server.tls_key_file",
+            "redis.url",
         ] {
             out.push((unset.to_string(), DefaultValue::Unset));
         }

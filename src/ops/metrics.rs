@@ -7,7 +7,7 @@ use pingora_prometheus::prometheus::core::{Collector, Desc};
 use pingora_prometheus::prometheus::proto::MetricFamily;
 use pingora_prometheus::prometheus::{
     self, exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, Opts,
+    IntGauge, IntGaugeVec, Opts,
 };
 
 /// Labels of one metric, as a closed set: every value is known here, so the
@@ -67,6 +67,18 @@ label!(
     }
 );
 
+label!(
+    /// `reason` of `dsgw_ratelimited_total`: the gateway's own 429s (an
+    /// account's hourly or burst limit seen as used up, a session over
+    /// `limits.session_hourly`) and DocuSign's 429s passed through.
+    RateLimitReason {
+        DocusignHourly => "docusign_hourly",
+        DocusignBurst => "docusign_burst",
+        SessionHourly => "session_hourly",
+        Docusign429 => "docusign_429",
+    }
+);
+
 pub struct Metrics {
     /// `class`: proxied, auth, rejected, health; `status`: the HTTP status.
     pub requests: IntCounterVec,
@@ -81,6 +93,13 @@ pub struct Metrics {
     pub refresh_seconds: Histogram,
     /// Requests replayed after DocuSign answered 401 and the token was refreshed.
     pub replays: IntCounter,
+    /// Last seen `X-RateLimit-Remaining`, `X-RateLimit-Limit` and
+    /// `X-BurstLimit-Remaining` per account.
+    pub ratelimit_remaining: IntGaugeVec,
+    pub ratelimit_limit: IntGaugeVec,
+    pub burstlimit_remaining: IntGaugeVec,
+    /// `account`, `reason`: calls answered 429 (see [`RateLimitReason`]).
+    pub ratelimited: IntCounterVec,
     /// TLS handshakes on the gateway's listener that failed or timed out.
     pub tls_handshake_failures: IntCounter,
 }
@@ -132,6 +151,26 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "Requests replayed after a 401 and a refresh",
         )
         .expect("metric"),
+        ratelimit_remaining: account_gauge(
+            "dsgw_docusign_ratelimit_remaining",
+            "Last seen X-RateLimit-Remaining, by account",
+        ),
+        ratelimit_limit: account_gauge(
+            "dsgw_docusign_ratelimit_limit",
+            "Last seen X-RateLimit-Limit, by account",
+        ),
+        burstlimit_remaining: account_gauge(
+            "dsgw_docusign_burstlimit_remaining",
+            "Last seen X-BurstLimit-Remaining, by account",
+        ),
+        ratelimited: IntCounterVec::new(
+            Opts::new(
+                "dsgw_ratelimited_total",
+                "Calls answered 429 (by the gateway or DocuSign), by account and reason",
+            ),
+            &["account", "reason"],
+        )
+        .expect("metric"),
         tls_handshake_failures: IntCounter::new(
             "dsgw_tls_handshake_failures_total",
             "TLS handshakes on the gateway's listener that failed or timed out",
@@ -147,6 +186,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(m.refreshes.clone()),
         Box::new(m.refresh_seconds.clone()),
         Box::new(m.replays.clone()),
+        Box::new(m.ratelimit_remaining.clone()),
+        Box::new(m.ratelimit_limit.clone()),
+        Box::new(m.burstlimit_remaining.clone()),
+        Box::new(m.ratelimited.clone()),
         Box::new(m.tls_handshake_failures.clone()),
     ];
     for c in collectors {
@@ -154,6 +197,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     }
     m
 });
+
+fn account_gauge(name: &str, help: &str) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), &["account"]).expect("metric")
+}
 
 pub fn metrics() -> &'static Metrics {
     &METRICS
@@ -174,6 +221,49 @@ impl Metrics {
 
     pub fn refreshed(&self, outcome: RefreshOutcome) {
         self.refreshes.with_label_values(&[outcome.as_str()]).inc();
+    }
+
+    pub fn ratelimited(&self, account: &str, reason: RateLimitReason) {
+        self.ratelimited
+            .with_label_values(&[account, reason.as_str()])
+            .inc();
+    }
+
+    /// Sets an account's rate gauges (a value not seen leaves its gauge).
+    pub fn account_rate(
+        &self,
+        account: &str,
+        limit: Option<u64>,
+        remaining: Option<u64>,
+        burst: Option<u64>,
+    ) {
+        let gauges = [
+            (&self.ratelimit_limit, limit),
+            (&self.ratelimit_remaining, remaining),
+            (&self.burstlimit_remaining, burst),
+        ];
+        for (gauge, value) in gauges {
+            if let Some(v) = value {
+                let v = i64::try_from(v).unwrap_or(i64::MAX);
+                gauge.with_label_values(&[account]).set(v);
+            }
+        }
+    }
+
+    /// Drops an account's series (its rate state was evicted).
+    pub fn forget_account(&self, account: &str) {
+        for gauge in [
+            &self.ratelimit_limit,
+            &self.ratelimit_remaining,
+            &self.burstlimit_remaining,
+        ] {
+            let _ = gauge.remove_label_values(&[account]);
+        }
+        for reason in RateLimitReason::ALL {
+            let _ = self
+                .ratelimited
+                .remove_label_values(&[account, reason.as_str()]);
+        }
     }
 }
 
@@ -233,6 +323,7 @@ mod tests {
         documented::<RequestClass>("dsgw_requests_total");
         documented::<LoginFailure>("dsgw_logins_failed_total");
         documented::<RefreshOutcome>("dsgw_token_refreshes_total");
+        documented::<RateLimitReason>("dsgw_ratelimited_total");
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct Forwarding {
     /// the refreshed one.
     pub session: Arc<Session>,
     pub upstream: Upstream,
+    /// The account the call is for (as the session names it).
+    pub account_id: String,
     /// The client is a browser (decides between redirect and 401).
     pub browser: bool,
 }

@@ -83,16 +83,18 @@ impl Gateway {
             other => return Err(self.auth.login_required_for(&other, browser, original)),
         };
         let api_path = router::parse_api_path(path).map_err(router::PathError::reply)?;
-        let upstream = self
-            .upstream_for(account_of(&session, api_path.account)?)
-            .await?;
-        let session = match self.refresher.fresh(&session, None).await {
-            Freshness::Ready(session) => session,
+        let account = account_of(&session, api_path.account)?;
+        self.within_account_limits(account)?;
+        let upstream = self.upstream_for(account).await?;
+        let fresh = match self.refresher.fresh(&session, None).await {
+            Freshness::Ready(fresh) => fresh,
             other => return Err(self.not_fresh(other, browser, original)),
         };
+        self.within_session_limit(&fresh, account).await?;
         Ok(Forwarding {
-            session,
+            session: fresh,
             upstream,
+            account_id: account.account_id.clone(),
             browser,
         })
     }

@@ -10,16 +10,20 @@
 //! 3. The method must be one DocuSign uses (else 405) and the path follow
 //!    `router::parse_api_path`'s grammar (else 400 `invalid_path`). The
 //!    account named in the path must be one of the session's (else 403);
-//!    other paths go to the default account. Its REST host must have passed
-//!    `allowed_api_hosts` at login (else 502), and must resolve (else 502).
+//!    other paths go to the default account. While the account's last seen
+//!    DocuSign rate limit is used up (`limits.rs`): 429 `rate_limited`. Its
+//!    REST host must have passed `allowed_api_hosts` at login (else 502),
+//!    and must resolve (else 502).
 //! 4. The session's access token must be usable: inside the refresh window
 //!    it is refreshed first (see `session::refresh`); a refused refresh token
 //!    ends the session (as in 2), a DocuSign outage without a usable token is
-//!    503.
+//!    503. Last, the call counts against `limits.session_hourly` (past it:
+//!    429 `rate_limited`).
 //! 5. The request is forwarded (`upstream.rs`) with `Host` and SNI of that
 //!    REST host, the session's DocuSign bearer token and without the
 //!    gateway's cookies; the response streams back untouched, except
-//!    `Set-Cookie` headers for the gateway's own cookie names (dropped).
+//!    `Set-Cookie` headers for the gateway's own cookie names (dropped). Its
+//!    rate-limit headers are recorded for its account (`limits.rs`).
 //! 6. If DocuSign answers 401 (`replay.rs`), the session is refreshed (once,
 //!    shared with concurrent requests) and the request replayed once with
 //!    the new token; a body too large to replay (over 64 KiB) gets
@@ -30,6 +34,7 @@
 
 mod ctx;
 mod decide;
+mod limits;
 mod replay;
 pub mod resolver;
 mod respond;
@@ -53,12 +58,14 @@ pub use decide::Decision;
 
 use crate::auth::pending::PendingLogins;
 use crate::auth::{Auth, OriginPolicy};
-use crate::config::Config;
+use crate::config::{Config, RedisTarget};
 use crate::crypto::api_token::ApiTokens;
 use crate::crypto::cookies::CookieCodec;
 use crate::docusign::api_host::HostPolicy;
 use crate::docusign::{AccountServer, ClientError, DocuSignClient};
 use crate::ops::metrics::{self, metrics};
+use crate::session::ratelimit::{AccountRates, CallCounter, MemoryCallCounter, RedisCallCounter};
+use crate::session::redis::{RedisSettings, RedisStore, Target};
 use crate::session::refresh::{RefreshPolicy, Refresher};
 use crate::session::{MemoryStore, SessionStore};
 use crate::util::time::{system_clock, Clock};
@@ -69,6 +76,8 @@ use resolver::Resolver;
 pub enum GatewayError {
     #[error(transparent)]
     DocuSignClient(#[from] ClientError),
+    #[error("session store: {0}")]
+    SessionStore(String),
 }
 
 /// What the gateway is built from: everything it talks to, injectable.
@@ -76,6 +85,8 @@ pub struct Parts {
     pub sessions: Arc<dyn SessionStore>,
     pub account_server: Arc<dyn AccountServer>,
     pub clock: Arc<dyn Clock>,
+    /// Counts calls per session for `limits.session_hourly`.
+    pub calls: Arc<dyn CallCounter>,
 }
 
 /// Shared state of the gateway; one instance serves every request.
@@ -83,34 +94,26 @@ pub struct Gateway {
     pub auth: Auth,
     refresher: Refresher,
     resolver: Resolver,
+    calls: Arc<dyn CallCounter>,
 }
 
 impl Gateway {
     /// The gateway of a configuration: DocuSign's account server, sessions
-    /// in memory, the system clock.
+    /// in memory or in Redis (`session.store`), the system clock.
     pub fn new(cfg: Config) -> Result<Gateway, GatewayError> {
         let clock = system_clock();
-        let store = Arc::new(MemoryStore::new(
-            cfg.session.max_sessions,
-            cfg.session.max_sessions_per_user,
-            clock.clone(),
-        ));
-        let live = store.clone();
-        metrics::register_live_gauge("dsgw_sessions", "Live sessions", move || live.len() as i64);
+        let (store, calls) = session_store(&cfg, clock.clone())?;
         let parts = Parts {
             sessions: store,
             account_server: Arc::new(DocuSignClient::new(&cfg)?),
+            calls,
             clock,
         };
         Ok(Gateway::from_parts(cfg, parts))
     }
 
     pub fn from_parts(cfg: Config, parts: Parts) -> Gateway {
-        let policy = RefreshPolicy {
-            window: cfg.session.refresh_before_expiry,
-            wait_limit: cfg.docusign.request_timeout + Duration::from_secs(5),
-            min_interval: cfg.session.min_refresh_interval,
-        };
+        let policy = refresh_policy(&cfg);
         let refresher = Refresher::new(
             parts.account_server.clone(),
             parts.sessions.clone(),
@@ -140,6 +143,10 @@ impl Gateway {
                 allow_plain_http: cfg.docusign.allow_plain_http,
             },
             docusign: parts.account_server,
+            rates: Arc::new(AccountRates::new(
+                cfg.limits.hourly_reserve,
+                parts.clock.clone(),
+            )),
             clock: parts.clock,
             origins: OriginPolicy::new(&cfg.server.public_url, &cfg.server.allowed_origins),
             cfg: Arc::new(cfg),
@@ -148,8 +155,68 @@ impl Gateway {
             auth,
             refresher,
             resolver: Resolver::new(),
+            calls: parts.calls,
         }
     }
+}
+
+/// How long a request waits for a refresh, and how long a refresh lease
+/// lives without renewal: the token call's timeout and a margin.
+fn refresh_wait(cfg: &Config) -> Duration {
+    cfg.docusign.request_timeout + Duration::from_secs(5)
+}
+
+fn refresh_policy(cfg: &Config) -> RefreshPolicy {
+    RefreshPolicy {
+        window: cfg.session.refresh_before_expiry,
+        wait_limit: refresh_wait(cfg),
+        min_interval: cfg.session.min_refresh_interval,
+    }
+}
+
+/// A session store and the call counter that shares its storage.
+type Stores = (Arc<dyn SessionStore>, Arc<dyn CallCounter>);
+
+/// The configured session store, with its `dsgw_sessions` gauge, and the
+/// counter of `limits.session_hourly` in the same place (memory or Redis).
+/// A Redis store is created without waiting for Redis.
+fn session_store(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Stores, GatewayError> {
+    let Some(redis) = &cfg.redis else {
+        let store = Arc::new(MemoryStore::new(
+            cfg.session.max_sessions,
+            cfg.session.max_sessions_per_user,
+            clock.clone(),
+        ));
+        let live = store.clone();
+        metrics::register_live_gauge("dsgw_sessions", "Live sessions", move || live.len() as i64);
+        let calls = MemoryCallCounter::new(cfg.session.max_sessions, clock);
+        return Ok((store, Arc::new(calls)));
+    };
+    let settings = RedisSettings {
+        target: match &redis.target {
+            RedisTarget::Standalone(url) => Target::Standalone(url.clone()),
+            RedisTarget::Cluster(urls) => Target::Cluster(urls.clone()),
+        },
+        key_prefix: redis.key_prefix.clone(),
+        connect_timeout: redis.connect_timeout,
+        command_timeout: redis.command_timeout,
+        lease_ttl: refresh_wait(cfg),
+        cache_capacity: cfg.session.max_sessions,
+        secret: cfg.session.secret.expose().as_bytes().to_vec(),
+        previous_secret: None,
+    };
+    let store = RedisStore::start(settings, clock.clone())
+        .map_err(|e| GatewayError::SessionStore(e.to_string()))?;
+    // `limits.session_hourly` is counted in the same Redis, for every instance.
+    let calls = Arc::new(RedisCallCounter::new(store.backend().clone(), clock));
+    let store = Arc::new(store);
+    let live = store.clone();
+    metrics::register_live_gauge(
+        "dsgw_sessions",
+        "Sessions (approximate with the Redis store: keys in Redis)",
+        move || live.approx_count(),
+    );
+    Ok((store, calls))
 }
 
 #[async_trait]
@@ -218,7 +285,7 @@ impl ProxyHttp for Gateway {
         upstream::rewrite(upstream_request, f, &self.auth.cookies)
     }
 
-    /// Step 6: a 401 from DocuSign.
+    /// Step 5: the answer's rate-limit headers; step 6: a 401 from DocuSign.
     async fn upstream_response_filter(
         &self,
         downstream: &mut Downstream,
@@ -232,6 +299,9 @@ impl ProxyHttp for Gateway {
                 .observe(sent.elapsed().as_secs_f64());
         }
         self.auth.cookies.strip_own_set_cookies(upstream_response)?;
+        if let Some(f) = &ctx.forwarding {
+            self.observe_rates(f, upstream_response);
+        }
         if upstream_response.status.as_u16() != 401 || !matches!(ctx.replay, Replay::NotTried) {
             return Ok(());
         }

@@ -1,22 +1,24 @@
 //! The request decision as a table, in-process: the account server, the
 //! session store and the clock are injected; no binary, no network, no sleep.
 
+mod doubles;
+mod expect;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use pingora::http::RequestHeader;
-use url::Url;
 
 use super::router::{self, Route};
 use super::{Decision, Gateway, Parts};
 use crate::config::Config;
-use crate::docusign::{AccountServer, OAuthError, TokenSet, UserInfo};
+use crate::docusign::OAuthError;
 use crate::session::model::test_support::session_at;
-use crate::session::{MemoryStore, Session, SessionStore, StoreError, TokenSwap};
-use crate::util::secret::Secret;
+use crate::session::ratelimit::{CallCounter, MemoryCallCounter, RateHeaders};
+use crate::session::{MemoryStore, Session, SessionStore};
 use crate::util::time::{now_unix, Clock, ManualClock};
-use crate::web::reply::Reply;
+use doubles::{Scripted, Unreachable};
+use expect::{answer, check, forward, limited, status, Expect};
 
 const CONFIG: &str = r#"
 [server]
@@ -30,61 +32,6 @@ allowed_api_hosts = ["127.0.0.2"]
 secure_cookie = false
 secret = "0123456789abcdef0123456789abcdef0123456789"
 "#;
-
-/// An account server whose refresh grant answers as scripted.
-struct Scripted(Mutex<Result<(), OAuthError>>);
-
-#[async_trait]
-impl AccountServer for Scripted {
-    fn authorize_url(&self) -> (Url, String, Secret) {
-        let url = Url::parse("http://127.0.0.1:9/oauth/auth?state=s").unwrap();
-        (url, "s".into(), Secret::new("verifier"))
-    }
-
-    async fn exchange_code(&self, _: &str, _: &Secret) -> Result<TokenSet, OAuthError> {
-        Err(OAuthError::Unavailable("not scripted".into()))
-    }
-
-    async fn userinfo(&self, _: &Secret) -> Result<UserInfo, OAuthError> {
-        Err(OAuthError::Unavailable("not scripted".into()))
-    }
-
-    async fn refresh(&self, _: &Secret) -> Result<TokenSet, OAuthError> {
-        self.0.lock().unwrap().clone().map(|()| TokenSet {
-            access_token: Secret::new("at-new"),
-            refresh_token: Some(Secret::new("rt-new")),
-            expires_at: now_unix() + 3600,
-        })
-    }
-}
-
-/// A store that never answers.
-struct Unreachable;
-
-#[async_trait]
-impl SessionStore for Unreachable {
-    fn name(&self) -> &'static str {
-        "unreachable"
-    }
-    async fn insert(&self, _: Session) -> Result<Arc<Session>, StoreError> {
-        Err(StoreError::Unavailable("down".into()))
-    }
-    async fn get(&self, _: &str) -> Result<Option<Arc<Session>>, StoreError> {
-        Err(StoreError::Unavailable("down".into()))
-    }
-    async fn remove(&self, _: &str) -> Result<bool, StoreError> {
-        Err(StoreError::Unavailable("down".into()))
-    }
-    async fn swap_tokens(&self, _: &str, _: u64, _: TokenSet) -> Result<TokenSwap, StoreError> {
-        Err(StoreError::Unavailable("down".into()))
-    }
-    async fn count(&self) -> Result<usize, StoreError> {
-        Err(StoreError::Unavailable("down".into()))
-    }
-    async fn claim_state(&self, _: &str, _: Duration) -> Result<bool, StoreError> {
-        Err(StoreError::Unavailable("down".into()))
-    }
-}
 
 /// Who calls.
 #[derive(Clone, Copy, Debug)]
@@ -107,36 +54,13 @@ enum World {
     TokenEndpointDown,
     /// The session store does not answer.
     StoreDown,
-}
-
-struct Expect {
-    status: u16,
-    error: Option<&'static str>,
-    forwarded_to: Option<&'static str>,
-}
-
-fn answer(status: u16, error: &'static str) -> Expect {
-    Expect {
-        status,
-        error: Some(error),
-        forwarded_to: None,
-    }
-}
-
-fn status(status: u16) -> Expect {
-    Expect {
-        status,
-        error: None,
-        forwarded_to: None,
-    }
-}
-
-fn forward(to: &'static str) -> Expect {
-    Expect {
-        status: 0,
-        error: None,
-        forwarded_to: Some(to),
-    }
+    /// DocuSign's last answer for account A1 had `X-RateLimit-Remaining: 0`
+    /// and a reset ahead.
+    HourlyUsedUp,
+    /// ... `X-BurstLimit-Remaining: 0`.
+    BurstUsedUp,
+    /// `limits.session_hourly = 1` and the session made its one call.
+    SessionLimitReached,
 }
 
 struct Case {
@@ -165,13 +89,36 @@ async fn gateway(world: World) -> (Gateway, Arc<Session>, Arc<ManualClock>) {
         World::StoreDown => Arc::new(Unreachable),
         _ => memory,
     };
-    let cfg = Config::from_toml_str(CONFIG, Vec::new()).unwrap();
+    let limits = match world {
+        World::SessionLimitReached => "[limits]\nsession_hourly = 1\n",
+        _ => "",
+    };
+    let cfg = Config::from_toml_str(&format!("{CONFIG}{limits}"), Vec::new()).unwrap();
+    let calls = Arc::new(MemoryCallCounter::new(100, clock.clone()));
+    if let World::SessionLimitReached = world {
+        calls.count(&session.id, 1).await.unwrap();
+    }
     let parts = Parts {
         sessions,
         account_server: Arc::new(Scripted(Mutex::new(refresh))),
         clock: clock.clone(),
+        calls,
     };
-    (Gateway::from_parts(cfg, parts), session, clock)
+    let gw = Gateway::from_parts(cfg, parts);
+    let now = clock.now_unix();
+    let seen = |remaining, burst_remaining| RateHeaders {
+        limit: Some(1000),
+        remaining: Some(remaining),
+        reset_at: Some(now + 300),
+        burst_limit: Some(500),
+        burst_remaining: Some(burst_remaining),
+    };
+    match world {
+        World::HourlyUsedUp => gw.auth.rates.observe("A1", &seen(0, 400), 200),
+        World::BurstUsedUp => gw.auth.rates.observe("a1", &seen(900, 0), 200),
+        _ => {}
+    }
+    (gw, session, clock)
 }
 
 fn request(gw: &Gateway, who: Who, session: &Session, path: &str) -> RequestHeader {
@@ -200,49 +147,6 @@ fn request(gw: &Gateway, who: Who, session: &Session, path: &str) -> RequestHead
         Who::TokenOfEndedSession => req.insert_header("Authorization", token("ended")).unwrap(),
     }
     req
-}
-
-fn check(case: &Case, decision: Decision) {
-    let what = format!("{:?} {:?} {}", case.who, case.world, case.path);
-    match (decision, &case.expect.forwarded_to) {
-        (Decision::Forward(f), Some(to)) => {
-            assert_eq!(f.upstream.addr.to_string(), *to, "{what}");
-            assert!(f.session.tokens.set.expires_at > now_unix(), "{what}");
-        }
-        (Decision::Forward(f), None) => {
-            panic!("{what}: forwarded to {} but should not be", f.upstream.addr)
-        }
-        (Decision::Answer(reply), Some(_)) => {
-            panic!("{what}: answered {} instead of forwarding", reply.status)
-        }
-        (Decision::Answer(reply), None) => check_reply(&what, &case.expect, &reply),
-    }
-}
-
-fn check_reply(what: &str, expect: &Expect, reply: &Reply) {
-    assert_eq!(reply.status, expect.status, "{what}");
-    let header = |name: &str| {
-        reply
-            .headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
-    if let Some(code) = expect.error {
-        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
-        assert_eq!(body["error"], code, "{what}");
-    }
-    if reply.status == 503 {
-        assert!(
-            header("Retry-After").is_some(),
-            "{what}: 503 without Retry-After"
-        );
-    }
-    if reply.status == 302 {
-        assert!(header("Location")
-            .unwrap()
-            .starts_with("http://gw.example/auth/login?return_to="));
-    }
 }
 
 #[tokio::test]
@@ -338,6 +242,36 @@ async fn the_request_decision_table() {
             expect: answer(503, "session_store_unavailable"),
         },
         Case {
+            who: Who::Token,
+            world: HourlyUsedUp,
+            path: OWN,
+            expect: limited("docusign_hourly"),
+        },
+        Case {
+            who: Who::Cookie,
+            world: BurstUsedUp,
+            path: OWN_LOWER,
+            expect: limited("docusign_burst"),
+        },
+        Case {
+            who: Who::Cookie,
+            world: SessionLimitReached,
+            path: OWN,
+            expect: limited("session_hourly"),
+        },
+        Case {
+            who: Who::Nobody,
+            world: HourlyUsedUp,
+            path: OWN,
+            expect: answer(401, "login_required"),
+        },
+        Case {
+            who: Who::Cookie,
+            world: HourlyUsedUp,
+            path: FOREIGN,
+            expect: answer(403, "account_not_permitted"),
+        },
+        Case {
             who: Who::Nobody,
             world: StoreDown,
             path: "/readyz",
@@ -395,4 +329,17 @@ async fn a_token_inside_the_refresh_window_is_refreshed_before_forwarding() {
         }
         Decision::Answer(r) => panic!("answered {}", r.status),
     }
+}
+
+#[tokio::test]
+async fn a_used_up_account_is_forwarded_again_from_its_reset_on() {
+    let (gw, session, clock) = gateway(World::HourlyUsedUp).await;
+    let req = request(&gw, Who::Cookie, &session, "/restapi/v2.1/accounts/A1");
+    clock.advance_secs(299);
+    assert!(matches!(gw.decide(Route::Api, &req).await, Decision::Answer(r) if r.status == 429));
+    clock.advance_secs(1);
+    assert!(matches!(
+        gw.decide(Route::Api, &req).await,
+        Decision::Forward(_)
+    ));
 }

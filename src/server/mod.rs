@@ -98,6 +98,11 @@ pub fn run(cfg: Config, upgrade: bool) -> Result<(), ServerError> {
     let listen = cfg.server.listen;
     let public = cfg.server.public_url.clone();
     let metrics = cfg.server.metrics_listen;
+    // The target's Debug form shows no password.
+    let session_store = match &cfg.redis {
+        Some(redis) => format!("redis {:?}", redis.target),
+        None => "memory".to_owned(),
+    };
     let (server, conns) = build(cfg, upgrade)?;
     drain::exit_when_drained(&server, conns);
     tracing::info!(
@@ -105,6 +110,7 @@ pub fn run(cfg: Config, upgrade: bool) -> Result<(), ServerError> {
         public_url = %public,
         metrics = metrics.map(|m| m.to_string()).unwrap_or_else(|| "off".into()),
         upgrade,
+        session_store,
         "docusign-gateway starting"
     );
     server.run_forever()

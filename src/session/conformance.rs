@@ -25,6 +25,8 @@ pub struct Subject {
     /// The store evicts when it holds its capacity (checked by
     /// [`capacity_evicts_expired_then_oldest`]).
     pub bounded: bool,
+    /// The clock is real time (see [`Subject::real_time`]).
+    real_time: bool,
 }
 
 impl Subject {
@@ -42,6 +44,7 @@ impl Subject {
                 Box::pin(async {})
             }),
             bounded: true,
+            real_time: false,
         }
     }
 
@@ -54,6 +57,17 @@ impl Subject {
                 Box::pin(tokio::time::sleep(std::time::Duration::from_secs(secs)))
             }),
             bounded,
+            real_time: true,
+        }
+    }
+
+    /// On real time, waits until just after the next whole second, so that
+    /// a check that expires sessions at whole seconds has its full margin.
+    async fn align(&self) {
+        if self.real_time {
+            let into_second = self.clock.now_millis() % 1000;
+            let wait = 1000 - into_second + 20;
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
         }
     }
 
@@ -131,6 +145,7 @@ pub async fn insert_get_remove(s: Subject) {
 }
 
 pub async fn expiry(s: Subject) {
+    s.align().await;
     let short = s.store.insert(s.session(2)).await.expect("insert");
     let long = s.store.insert(s.session(600)).await.expect("insert");
     s.advance(1).await;

@@ -1,11 +1,13 @@
 //! Sessions: what a logged-in user is (`model`, plain data), the interface of
 //! the stores that keep them (`store`) and its conformance suite
-//! (`conformance`), the in-memory store (`memory`), and how their DocuSign
-//! tokens are kept fresh (`refresh`).
+//! (`conformance`), the in-memory store (`memory`), how their DocuSign
+//! tokens are kept fresh (`refresh`), and DocuSign's rate limits as seen per
+//! account and counted per session (`ratelimit`).
 
 pub mod conformance;
 pub mod memory;
 pub mod model;
+pub mod ratelimit;
 pub mod redis;
 pub mod refresh;
 pub mod store;

@@ -159,6 +159,12 @@ impl<K: Eq + Hash + Clone, V> TtlMap<K, V> {
         self.len() == 0
     }
 
+    /// Removes every entry (dropped after the lock is released). O(n).
+    pub fn clear(&self) {
+        let old = std::mem::replace(&mut *self.lock(), Inner::new());
+        drop(old);
+    }
+
     /// Stores `value` under `key` until `expires_at_ms`, and returns the
     /// entries evicted to make room.
     ///

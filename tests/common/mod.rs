@@ -13,6 +13,7 @@ use fake_docusign::{FakeConfig, FakeDocuSign};
 use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Client, Response};
 
+pub mod multi;
 pub mod redis;
 
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";

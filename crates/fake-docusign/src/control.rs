@@ -8,9 +8,13 @@
 //! - `POST /_fake/access-token-ttl?secs=N`
 //! - `POST /_fake/deny-consent?deny=true|false`
 //! - `POST /_fake/token-endpoint?mode=normal|error|delay&ms=N`
+//! - `POST /_fake/rate-limit?account=ID&hourly=N&burst=N&remaining=N&reset_in=SECS&burst_used=N`
+//!   (every parameter optional; without `account` the limits apply to every
+//!   account without limits of its own)
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
@@ -19,9 +23,11 @@ use axum::Router;
 use http::StatusCode;
 use serde_json::{json, Value};
 
+use super::ratelimit::{AccountLimits, DEFAULT_BURST_LIMIT, DEFAULT_HOURLY_LIMIT};
 use super::records::TokenEndpointMode;
 use super::reply::{self, param, parse_form};
 use super::state::Shared;
+use super::time::unix_secs;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -31,6 +37,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_fake/access-token-ttl", post(access_token_ttl))
         .route("/_fake/deny-consent", post(deny_consent))
         .route("/_fake/token-endpoint", post(token_endpoint))
+        .route("/_fake/rate-limit", post(rate_limit))
 }
 
 fn ok(value: Value) -> Response {
@@ -98,4 +105,40 @@ async fn token_endpoint(State(shared): State<Arc<Shared>>, RawQuery(query): RawQ
     };
     shared.lock().token_mode = mode;
     ok(json!({"token_endpoint": format!("{mode:?}")}))
+}
+
+async fn rate_limit(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
+    let (params, _) = parse_form(query.unwrap_or_default().as_bytes());
+    let mut numbers = HashMap::new();
+    for name in ["hourly", "burst", "remaining", "reset_in", "burst_used"] {
+        match param(&params, name).map(|s| s.parse::<u64>()) {
+            Some(Ok(n)) => {
+                numbers.insert(name, n);
+            }
+            Some(Err(_)) => return bad_request("numbers must be non-negative integers"),
+            None => {}
+        }
+    }
+    let account = param(&params, "account");
+    let now = unix_secs(SystemTime::now());
+    let mut state = shared.lock();
+    let rates = &mut state.rates;
+    if numbers.contains_key("hourly") || numbers.contains_key("burst") {
+        let limits = AccountLimits {
+            hourly: numbers
+                .get("hourly")
+                .copied()
+                .unwrap_or(DEFAULT_HOURLY_LIMIT),
+            burst: numbers.get("burst").copied().unwrap_or(DEFAULT_BURST_LIMIT),
+        };
+        rates.set_limits(account, limits);
+    }
+    if let (Some(id), Some(remaining)) = (account, numbers.get("remaining")) {
+        let reset_in = numbers.get("reset_in").copied().unwrap_or(3600);
+        rates.set_window(id, *remaining, reset_in, now);
+    }
+    if let (Some(id), Some(used)) = (account, numbers.get("burst_used")) {
+        rates.set_burst_used(id, *used, now);
+    }
+    ok(json!({"rate_limit": "set"}))
 }

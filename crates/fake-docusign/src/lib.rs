@@ -11,6 +11,7 @@
 mod control;
 mod envelopes;
 mod oauth;
+mod ratelimit;
 mod records;
 mod reply;
 mod rest;
@@ -31,6 +32,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use envelopes::SAMPLE_ENVELOPE_ID;
+pub use ratelimit::{
+    AccountLimits, ResetFormat, BURST_WINDOW_SECS, DEFAULT_BURST_LIMIT, DEFAULT_HOURLY_LIMIT,
+};
 pub use records::{
     FakeStats, RecordedAuthorizeRequest, RecordedRequest, RecordedTokenRequest, TokenEndpointMode,
 };
@@ -322,6 +326,37 @@ impl FakeDocuSign {
     /// How `/oauth/token` behaves from now on.
     pub fn set_token_endpoint(&self, mode: TokenEndpointMode) {
         self.shared().lock().token_mode = mode;
+    }
+
+    /// The hourly and burst limit of `account` (any case), or with `None`
+    /// of every account without limits of its own, from now on.
+    pub fn set_rate_limits(&self, account: Option<&str>, limits: AccountLimits) {
+        self.shared().lock().rates.set_limits(account, limits);
+    }
+
+    /// `account`'s current hour has `remaining` calls left and ends in
+    /// `reset_in` (at least a second); then a full hour starts again.
+    pub fn set_rate_window(&self, account: &str, remaining: u64, reset_in: Duration) {
+        let now = time::unix_secs(std::time::SystemTime::now());
+        let secs = reset_in.as_secs();
+        self.shared()
+            .lock()
+            .rates
+            .set_window(account, remaining, secs, now);
+    }
+
+    /// `account` has used `used` calls of its current 30-second burst window.
+    pub fn set_burst_used(&self, account: &str, used: u64) {
+        let now = time::unix_secs(std::time::SystemTime::now());
+        self.shared()
+            .lock()
+            .rates
+            .set_burst_used(account, used, now);
+    }
+
+    /// How `X-RateLimit-Reset` is written from now on.
+    pub fn set_reset_format(&self, format: ResetFormat) {
+        self.shared().lock().rates.reset_format = format;
     }
 
     /// Request counters.

@@ -16,9 +16,10 @@ use http::{HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::envelopes::{account_json, document_pdf, list_json, Envelope};
+use super::ratelimit::{exceeded_body, key_of, RateSnapshot};
 use super::records::RecordedRequest;
 use super::reply;
-use super::state::{RateSnapshot, Shared, BURST_LIMIT, RATE_LIMIT};
+use super::state::Shared;
 use super::tokens::new_guid;
 
 /// Largest request body a REST host buffers.
@@ -56,9 +57,46 @@ async fn handle(State(host): State<RestHost>, request: Request) -> Response {
         Ok(b) => (b, false),
         Err(_) => (Bytes::new(), true),
     };
+    let record = record_of(host.index, &parts, &body);
+    let key = key_of(parts.uri.path(), host.index);
+    let (slot, rate) = {
+        let mut state = host.shared.lock();
+        state.rest_requests.push(record);
+        let rate = state.count_rest_request(host.index, &key, SystemTime::now());
+        (state.rest_requests.len() - 1, rate)
+    };
+
+    let answer = if too_large {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "INVALID_REQUEST_BODY",
+            "The request body is too large for this fake.",
+        )
+    } else if let Some(exceeded) = rate.exceeded {
+        Answer::Json(
+            StatusCode::TOO_MANY_REQUESTS,
+            exceeded_body(exceeded, rate.limits),
+        )
+    } else {
+        route(&host, &parts, &body)
+    };
+    let mut response = match answer {
+        Answer::Json(status, value) => reply::json(status, &value),
+        Answer::Pdf(bytes) => pdf_response(bytes),
+    };
+
+    if let Some(r) = host.shared.lock().rest_requests.get_mut(slot) {
+        r.status = response.status().as_u16();
+    }
+    add_rate_headers(&mut response, &rate);
+    response
+}
+
+/// The request as the fake records it.
+fn record_of(host_index: usize, parts: &http::request::Parts, body: &Bytes) -> RecordedRequest {
     let header = |name: HeaderName| parts.headers.get(name).map(lossy);
-    let record = RecordedRequest {
-        host_index: host.index,
+    RecordedRequest {
+        host_index,
         method: parts.method.to_string(),
         path_and_query: parts
             .uri
@@ -75,35 +113,7 @@ async fn handle(State(host): State<RestHost>, request: Request) -> Response {
             .collect(),
         body: body.clone(),
         status: 0,
-    };
-    let slot = {
-        let mut state = host.shared.lock();
-        state.rest_requests.push(record);
-        state.rest_requests.len() - 1
-    };
-
-    let answer = if too_large {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "INVALID_REQUEST_BODY",
-            "The request body is too large for this fake.",
-        )
-    } else {
-        route(&host, &parts, &body)
-    };
-    let mut response = match answer {
-        Answer::Json(status, value) => reply::json(status, &value),
-        Answer::Pdf(bytes) => pdf_response(bytes),
-    };
-
-    let mut state = host.shared.lock();
-    if let Some(r) = state.rest_requests.get_mut(slot) {
-        r.status = response.status().as_u16();
     }
-    let rate = state.count_rest_request(host.index, SystemTime::now());
-    drop(state);
-    add_rate_headers(&mut response, &rate);
-    response
 }
 
 fn pdf_response(bytes: Bytes) -> Response {
@@ -120,11 +130,14 @@ fn add_rate_headers(response: &mut Response, rate: &RateSnapshot) {
     let mut set = |name: &'static str, value: u64| {
         headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
     };
-    set("x-ratelimit-limit", RATE_LIMIT);
+    set("x-ratelimit-limit", rate.limits.hourly);
     set("x-ratelimit-remaining", rate.remaining);
     set("x-ratelimit-reset", rate.reset);
-    set("x-burstlimit-limit", BURST_LIMIT);
+    set("x-burstlimit-limit", rate.limits.burst);
     set("x-burstlimit-remaining", rate.burst_remaining);
+    if rate.exceeded.is_some() {
+        set("retry-after", rate.retry_after);
+    }
 }
 
 fn route(host: &RestHost, parts: &http::request::Parts, body: &Bytes) -> Answer {

@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::envelopes::{Envelope, SAMPLE_ENVELOPE_ID};
+use super::ratelimit::{RateLimits, RateSnapshot};
 use super::records::{
     FakeStats, RecordedAuthorizeRequest, RecordedRequest, RecordedTokenRequest, TokenEndpointMode,
 };
@@ -16,13 +17,6 @@ use super::FakeConfig;
 
 /// Authorization codes expire this long after `/oauth/auth` issued them.
 pub const AUTHORIZATION_CODE_TTL: Duration = Duration::from_secs(120);
-
-/// Hourly request limit announced in `X-RateLimit-Limit`.
-pub(crate) const RATE_LIMIT: u64 = 1000;
-/// Burst limit announced in `X-BurstLimit-Limit`.
-pub(crate) const BURST_LIMIT: u64 = 500;
-/// Length of a burst window in seconds.
-const BURST_WINDOW_SECS: u64 = 30;
 
 /// What every server task shares: fixed facts plus the locked state.
 pub(crate) struct Shared {
@@ -95,21 +89,6 @@ pub(crate) struct TokenPair {
     pub(crate) expires_in: u64,
 }
 
-/// Rate-limit header values for one response.
-pub(crate) struct RateSnapshot {
-    pub(crate) remaining: u64,
-    pub(crate) reset: u64,
-    pub(crate) burst_remaining: u64,
-}
-
-#[derive(Default, Clone)]
-struct RateWindow {
-    hour: u64,
-    used: u64,
-    burst_window: u64,
-    burst_used: u64,
-}
-
 /// When something issued at `now` with lifetime `ttl` expires; `None` when
 /// that is too far away to represent (never).
 fn deadline(now: Instant, ttl: Duration) -> Option<Instant> {
@@ -147,7 +126,8 @@ pub(crate) struct State {
     refresh_tokens: HashMap<String, TokenGrant>,
     /// Keyed by lower-case account id.
     envelopes: HashMap<String, Vec<Envelope>>,
-    rate: Vec<RateWindow>,
+    /// Rate limits and counts per account.
+    pub(crate) rates: RateLimits,
 }
 
 impl State {
@@ -193,7 +173,7 @@ impl State {
             access_tokens: HashMap::new(),
             refresh_tokens: HashMap::new(),
             envelopes,
-            rate: vec![RateWindow::default(); rest_hosts],
+            rates: RateLimits::default(),
         }
     }
 
@@ -359,43 +339,27 @@ impl State {
             .push(envelope);
     }
 
-    /// Counts one request on REST host `host` and returns its rate-limit
-    /// header values. Remaining counts never go below zero (no 429s).
-    pub(crate) fn count_rest_request(&mut self, host: usize, now: SystemTime) -> RateSnapshot {
+    /// Counts one request on REST host `host` under `key` (see
+    /// `ratelimit::key_of`) and returns its rate-limit headers; a request
+    /// past a limit is refused (and not counted against the limit).
+    pub(crate) fn count_rest_request(
+        &mut self,
+        host: usize,
+        key: &str,
+        now: SystemTime,
+    ) -> RateSnapshot {
         if let Some(n) = self.stats.rest_requests_per_host.get_mut(host) {
             *n += 1;
         }
-        let secs = unix_secs(now);
-        let hour = secs / 3600;
-        let burst_window = secs / BURST_WINDOW_SECS;
-        let Some(w) = self.rate.get_mut(host) else {
-            return RateSnapshot {
-                remaining: RATE_LIMIT,
-                reset: (hour + 1) * 3600,
-                burst_remaining: BURST_LIMIT,
-            };
-        };
-        if w.hour != hour {
-            w.hour = hour;
-            w.used = 0;
-        }
-        if w.burst_window != burst_window {
-            w.burst_window = burst_window;
-            w.burst_used = 0;
-        }
-        w.used += 1;
-        w.burst_used += 1;
-        RateSnapshot {
-            remaining: RATE_LIMIT.saturating_sub(w.used),
-            reset: (hour + 1) * 3600,
-            burst_remaining: BURST_LIMIT.saturating_sub(w.burst_used),
-        }
+        self.rates.take(key, unix_secs(now))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::ratelimit::DEFAULT_HOURLY_LIMIT;
 
     fn state() -> State {
         State::new(&FakeConfig::demo_defaults(), 2)
@@ -492,10 +456,10 @@ mod tests {
     fn rate_limit_counts_down() {
         let mut s = state();
         let now = SystemTime::now();
-        let a = s.count_rest_request(1, now);
-        let b = s.count_rest_request(1, now);
-        assert_eq!(a.remaining, RATE_LIMIT - 1);
-        assert_eq!(b.remaining, RATE_LIMIT - 2);
+        let a = s.count_rest_request(1, "acct", now);
+        let b = s.count_rest_request(1, "acct", now);
+        assert_eq!(a.remaining, DEFAULT_HOURLY_LIMIT - 1);
+        assert_eq!(b.remaining, DEFAULT_HOURLY_LIMIT - 2);
         assert_eq!(a.reset % 3600, 0);
         assert_eq!(s.stats.rest_requests_per_host, vec![0, 2]);
     }

@@ -1,5 +1,7 @@
 //! End-to-end tests of the fake over real sockets with reqwest.
 
+mod rate_limits;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

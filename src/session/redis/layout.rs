@@ -54,6 +54,12 @@ impl Layout {
         }
     }
 
+    /// The key marking a single-use `name` as claimed (see
+    /// [`RedisBackend::claim`](super::RedisBackend::claim)).
+    pub fn claim_key(&self, name: &str) -> String {
+        format!("{}:{{{}}}:claim", self.prefix, tag_of(name))
+    }
+
     /// The pub/sub channel on which changed and deleted sessions are announced.
     pub fn channel(&self) -> String {
         format!("{}:invalidate", self.prefix)

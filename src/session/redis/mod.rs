@@ -1,7 +1,9 @@
-//! Redis as the shared session store: raw sealed bytes plus a generation per
-//! session, a refresh lease per session, pending logins, and invalidation
-//! messages. It knows nothing of the session type; the session store above it
-//! encodes a session to bytes and decides what a generation means.
+//! Redis as the shared session store. [`RedisStore`] (`store.rs`, with its
+//! cache in `cache.rs`) is the [`SessionStore`](crate::session::SessionStore);
+//! below it, [`RedisBackend`] deals in raw sealed bytes plus a generation per
+//! session, a refresh lease per session, pending logins, single-use claims
+//! and invalidation messages. The backend knows nothing of the session type;
+//! the store encodes a session to bytes and decides what a generation means.
 //!
 //! - Keys: [`layout`] (hash of the session id, one hash tag per session).
 //! - Values: sealed by [`seal::Sealer`] (AES-256-GCM, key name as AAD).
@@ -24,15 +26,23 @@
 //! | Redis down: `Unavailable` within the timeout, data kept, recovery | `outage::stop_and_restart`, `outage::start_while_down` |
 //! | the subscriber resubscribes after a restart | `outage::resubscribe_after_restart` |
 //! | `rediss://` verifies the server certificate | `tests/redis_tls.rs` |
+//! | the store passes the conformance suite (standalone and cluster) | `tests/redis_store.rs` |
+//! | another instance's refresh and logout reach the cache within 1 s | `tests/redis_store.rs`, `tests/multi_instance.rs` |
+//! | the cache is bypassed while the subscription is down | `cache::tests`, `tests/redis_store.rs` |
 
+mod cache;
+mod codec;
 mod conn;
 mod keeper;
 pub mod layout;
 mod lease;
 mod pubsub;
 mod record;
+mod runtime;
 mod script;
 pub mod seal;
+mod store;
+mod swap;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -46,8 +56,10 @@ pub use layout::{tag_of, Layout, SessionKeys};
 pub use lease::CommitOutcome;
 pub use pubsub::Invalidation;
 pub use seal::Sealer;
+pub use store::{RedisSettings, RedisStore};
 
 use conn::{map_error, Conn};
+pub(crate) use script::{arg, Lua};
 
 /// Why a Redis operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

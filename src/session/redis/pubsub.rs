@@ -16,6 +16,8 @@
 //! lost. The channel to the caller is bounded: when it is full, messages are
 //! dropped and a `Resync` follows as soon as there is room.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -43,8 +45,22 @@ impl RedisBackend {
     /// Starts listening for invalidations; the listener runs until the
     /// receiver is dropped. Must be called inside a tokio runtime.
     pub fn subscribe(&self, capacity: usize) -> mpsc::Receiver<Invalidation> {
+        self.subscribe_linked(capacity).0
+    }
+
+    /// [`subscribe`](Self::subscribe), with the state of the subscription:
+    /// a counter that is odd while subscribed and even while not, and moves
+    /// on at every change (it turns odd just before the `Resync` of a new
+    /// subscription is sent). A cache trusts its entries only while the
+    /// counter is odd and still the value it saw when it handled `Resync`.
+    pub fn subscribe_linked(
+        &self,
+        capacity: usize,
+    ) -> (mpsc::Receiver<Invalidation>, Arc<AtomicU64>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
+        let link = Arc::new(AtomicU64::new(0));
         let listener = Listener {
+            link: link.clone(),
             urls: self.target.urls(),
             channel: self.layout.channel(),
             connect_timeout: self.connect_timeout,
@@ -53,11 +69,13 @@ impl RedisBackend {
             dropped: false,
         };
         tokio::spawn(listener.run());
-        rx
+        (rx, link)
     }
 }
 
 struct Listener {
+    /// Odd while subscribed (see [`RedisBackend::subscribe_linked`]).
+    link: Arc<AtomicU64>,
     urls: Vec<String>,
     channel: String,
     connect_timeout: Duration,
@@ -77,8 +95,10 @@ impl Listener {
             match self.subscribe(&url).await {
                 Some((sink, stream)) => {
                     backoff = BACKOFF_MIN;
+                    self.link.fetch_add(1, Ordering::SeqCst);
                     self.deliver(Invalidation::Resync);
                     self.listen(sink, stream).await;
+                    self.link.fetch_add(1, Ordering::SeqCst);
                     tracing::warn!("session invalidation subscription lost; resubscribing");
                 }
                 None => {

@@ -452,3 +452,17 @@ fn concurrent_compare_and_set_has_exactly_one_winner() {
     let winner = map.get("token", 10).unwrap();
     assert!((1..=8).contains(&winner));
 }
+
+#[test]
+fn clear_empties_the_map_and_it_stays_usable() {
+    let map: TtlMap<String, u32> = TtlMap::new(2);
+    map.insert("a".into(), 1, 100, 0);
+    map.insert("b".into(), 2, 100, 0);
+    map.clear();
+    assert!(map.is_empty());
+    assert_eq!(map.get("a", 0), None);
+    map.insert("c".into(), 3, 100, 0);
+    map.insert("d".into(), 4, 100, 0);
+    assert_eq!(map.get("c", 0), Some(3));
+    assert_eq!(map.len(), 2);
+}
