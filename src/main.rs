@@ -171,6 +171,13 @@ fn check(path: &Path) -> Result<(), String> {
         Some(files) => Some(tls::check_tls(files).map_err(|e| e.to_string())?),
         None => None,
     };
+    let mode = std::fs::metadata(path).ok().map(|m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode()
+    });
+    for warning in config::warnings::warnings(&cfg, &text, mode) {
+        eprintln!("docusign-gateway: {warning}");
+    }
     println!("# {}: valid", path.display());
     print_tls(&cfg, tls.as_ref());
     println!("# effective configuration (file + DSGW_* variables + defaults), secrets masked");

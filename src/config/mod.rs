@@ -25,6 +25,7 @@ mod server;
 mod service;
 mod session;
 mod urls;
+pub mod warnings;
 
 pub use docusign::{DocusignConfig, Environment};
 pub use error::{ConfigError, SECRET_KEYS};

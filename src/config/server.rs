@@ -25,6 +25,12 @@ pub struct ServerConfig {
     /// process on a zero-downtime upgrade. Its directory must be writable by
     /// the gateway's user only (checked, or created 0700, at start).
     pub upgrade_sock: PathBuf,
+    /// An HTTP/1.1 connection with no request in progress is closed after it.
+    pub idle_timeout: Duration,
+    /// A request head must arrive whole within it of its first byte (else 408).
+    pub header_timeout: Duration,
+    /// Open client connections at most; at the cap idle ones are closed first.
+    pub max_connections: usize,
     /// Origins besides `public_url`'s from which cookie-authenticated
     /// unsafe requests (POST, PUT, PATCH, DELETE) are accepted.
     pub allowed_origins: Vec<url::Origin>,
@@ -125,6 +131,17 @@ pub(super) fn validate(raw: RawServer, origins: &Origins) -> Result<ServerConfig
         metrics_listen,
         grace_period,
         upgrade_sock: upgrade_sock.into(),
+        idle_timeout: range::secs("server.idle_timeout_secs", raw.idle_timeout_secs, 1..=3600)?,
+        header_timeout: range::secs(
+            "server.header_timeout_secs",
+            raw.header_timeout_secs,
+            1..=600,
+        )?,
+        max_connections: range::count(
+            "server.max_connections",
+            raw.max_connections,
+            1..=1_000_000,
+        )?,
         allowed_origins: allowed_origins(&raw.allowed_origins, origins)?,
         tls: tls_files(raw.tls_cert_file, raw.tls_key_file)?,
     })

@@ -240,6 +240,16 @@ impl ProxyHttp for Gateway {
         RequestCtx::new()
     }
 
+    /// The head is read: the connection has a request in progress.
+    async fn early_request_filter(
+        &self,
+        downstream: &mut Downstream,
+        _: &mut RequestCtx,
+    ) -> Result<()> {
+        crate::web::conns::request_started(downstream, self.auth.cfg.server.idle_timeout);
+        Ok(())
+    }
+
     /// Steps 1 to 4.
     async fn request_filter(
         &self,
@@ -359,6 +369,7 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, downstream: &mut Downstream, e: Option<&Error>, ctx: &mut RequestCtx) {
         respond::log_request(downstream, e, ctx);
+        crate::web::conns::request_ended(downstream);
     }
 
     fn request_summary(&self, downstream: &Downstream, _ctx: &RequestCtx) -> String {

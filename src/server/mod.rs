@@ -3,13 +3,20 @@
 
 #[cfg(feature = "fake")]
 pub mod demo;
+mod drain;
 pub mod tls;
 mod upgrade_dir;
 
 pub use upgrade_dir::{check_upgrade_dir, prepare_upgrade_dir};
 
+use std::sync::Arc;
+
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
+use pingora::services::listening::Service;
+
+use crate::web::conns::{ConnLimits, Conns};
+use crate::web::guarded::Guard;
 
 use crate::config::{Config, ConfigError};
 use crate::proxy::{Gateway, GatewayError};
@@ -26,8 +33,9 @@ pub enum ServerError {
 /// Builds a ready-to-run pingora server for `cfg`. `upgrade`: take the
 /// listening sockets over from a running gateway (zero-downtime upgrade).
 /// Creates the upgrade socket's directory (0700) when it is missing, and
-/// refuses one that group or others can write.
-pub fn build(cfg: Config, upgrade: bool) -> Result<Server, ServerError> {
+/// refuses one that group or others can write. Also returns the gateway's
+/// client connections.
+pub fn build(cfg: Config, upgrade: bool) -> Result<(Server, Arc<Conns>), ServerError> {
     prepare_upgrade_dir(&cfg.server.upgrade_sock)?;
     let tls = match &cfg.server.tls {
         Some(files) => {
@@ -55,13 +63,19 @@ pub fn build(cfg: Config, upgrade: bool) -> Result<Server, ServerError> {
     };
     let listen = cfg.server.listen;
     let metrics_listen = cfg.server.metrics_listen;
+    let conns = Conns::new(ConnLimits {
+        idle: cfg.server.idle_timeout,
+        header: cfg.server.header_timeout,
+        max: cfg.server.max_connections,
+    });
+    drain::warn_when_descriptors_below(cfg.server.max_connections);
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
     let gateway = Gateway::new(cfg)?;
-    let mut service = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        gateway,
-        "docusign-gateway",
+    let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let mut service = Service::new(
+        "docusign-gateway".to_string(),
+        Guard::new(proxy, conns.clone()),
     );
     match tls {
         Some(settings) => service.add_tls_with_settings(&listen.to_string(), None, settings),
@@ -73,11 +87,13 @@ pub fn build(cfg: Config, upgrade: bool) -> Result<Server, ServerError> {
         metrics.add_tcp(&addr.to_string());
         server.add_service(metrics);
     }
-    Ok(server)
+    Ok((server, conns))
 }
 
 /// Runs the gateway until a signal stops it: SIGTERM (graceful), SIGINT
 /// (fast), SIGQUIT (hand the sockets to a new process started with `--upgrade`).
+/// After SIGTERM or SIGQUIT it exits as soon as no request is in flight, at
+/// the latest after `grace_period`.
 pub fn run(cfg: Config, upgrade: bool) -> Result<(), ServerError> {
     let listen = cfg.server.listen;
     let public = cfg.server.public_url.clone();
@@ -87,7 +103,8 @@ pub fn run(cfg: Config, upgrade: bool) -> Result<(), ServerError> {
         Some(redis) => format!("redis {:?}", redis.target),
         None => "memory".to_owned(),
     };
-    let server = build(cfg, upgrade)?;
+    let (server, conns) = build(cfg, upgrade)?;
+    drain::exit_when_drained(&server, conns);
     tracing::info!(
         %listen,
         public_url = %public,
