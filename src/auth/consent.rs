@@ -8,11 +8,9 @@
 use pingora::http::RequestHeader;
 use tracing::info;
 
-use super::pending::{BrowserLogins, PendingLogin};
 use super::Auth;
-use crate::util::secret::Secret;
 use crate::web::reply::Reply;
-use crate::web::request::{cookie_header, query_param};
+use crate::web::request::query_param;
 
 /// The scopes DocuSign's consent for the JWT grant asks for.
 pub const CONSENT_SCOPE: &str = "signature impersonation";
@@ -37,25 +35,16 @@ pub fn consent(gw: &Auth, req: &RequestHeader) -> Reply {
         .clear()
         .extend_pairs(pairs)
         .append_pair("scope", CONSENT_SCOPE);
-    let now = gw.clock.now_unix();
-    let timeout = gw.cfg.session.login_timeout;
-    let mut logins =
-        BrowserLogins::from_cookie(&gw.cookies, cookie_header(req)).unwrap_or_default();
-    gw.logins.started(&state);
-    logins.push(
-        PendingLogin {
-            state: Secret::new(state),
-            pkce_verifier: verifier,
-            return_to: "/".into(),
-            expires_at: now.saturating_add(timeout.as_secs()),
-            consent_for: Some(name.clone()),
-        },
-        now,
-    );
     info!(service = %name, "service consent started");
-    Reply::redirect(url.as_str())
-        .header("Set-Cookie", logins.set_cookie(&gw.cookies, timeout))
-        .no_store()
+    super::login::to_docusign(
+        gw,
+        req,
+        &url,
+        state,
+        verifier,
+        "/".into(),
+        Some(name.clone()),
+    )
 }
 
 /// The callback's answer once DocuSign redirected back with a code for a

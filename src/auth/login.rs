@@ -24,6 +24,23 @@ pub fn login(gw: &Auth, req: &RequestHeader) -> Reply {
         return_to = return_to::DEFAULT_RETURN_TO.to_string();
     }
     let (url, state, verifier) = gw.docusign.authorize_url();
+    metrics().logins_started.inc();
+    let reply = to_docusign(gw, req, &url, state, verifier, return_to, None);
+    info!(pending_logins = gw.logins.len(), "login started");
+    reply
+}
+
+/// The redirect to DocuSign's consent page, with the login in progress
+/// added to this browser's login cookie.
+pub(super) fn to_docusign(
+    gw: &Auth,
+    req: &RequestHeader,
+    url: &url::Url,
+    state: String,
+    pkce_verifier: Secret,
+    return_to: String,
+    consent_for: Option<String>,
+) -> Reply {
     let now = gw.clock.now_unix();
     let timeout = gw.cfg.session.login_timeout;
     let mut logins =
@@ -32,15 +49,13 @@ pub fn login(gw: &Auth, req: &RequestHeader) -> Reply {
     logins.push(
         PendingLogin {
             state: Secret::new(state),
-            pkce_verifier: verifier,
+            pkce_verifier,
             return_to,
             expires_at: now.saturating_add(timeout.as_secs()),
-            consent_for: None,
+            consent_for,
         },
         now,
     );
-    metrics().logins_started.inc();
-    info!(pending_logins = gw.logins.len(), "login started");
     Reply::redirect(url.as_str())
         .header("Set-Cookie", logins.set_cookie(&gw.cookies, timeout))
         .no_store()

@@ -46,18 +46,9 @@ impl fmt::Debug for Target {
 }
 
 /// A URL fit for a log line: its password (if any) replaced by `***`; a
-/// string that does not parse as a URL is not shown at all.
-pub fn redact_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut url) => {
-            if url.password().is_some() {
-                let _ = url.set_password(Some("***"));
-            }
-            url.to_string()
-        }
-        Err(_) => "<unparsable url>".to_owned(),
-    }
-}
+/// string that does not parse as a URL is not shown at all (the same rule
+/// as the configuration's).
+pub use crate::config::redacted as redact_url;
 
 /// Either kind of connection; cheap to clone (both are handles to one
 /// multiplexed connection).
