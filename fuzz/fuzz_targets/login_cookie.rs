@@ -19,6 +19,7 @@ fn sealed_logins(state: &str) -> String {
         pkce_verifier: Secret::new(format!("verifier-{state}")),
         return_to: "/restapi/v2.1/accounts".into(),
         expires_at: NOW + 600,
+        consent_for: None,
     };
     logins.push(login, NOW);
     logins.set_cookie(codec(), MAX_AGE)
