@@ -140,7 +140,7 @@ mod tests {
 
     fn raw() -> RawRedis {
         RawRedis {
-            url: Some("redis://user:hunter2@127.0.0.1:6379/0".into()),
+            url: Some("redis://user:hunter2@cache.internal:6380/0".into()),
             ..RawRedis::default()
         }
     }
@@ -160,7 +160,7 @@ mod tests {
         assert_eq!(c.command_timeout, Duration::from_millis(500));
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("user:***@127.0.0.1"), "{shown}");
+        assert!(shown.contains("user:***@cache.internal:6380"), "{shown}");
         let bad = RawRedis {
             url: Some("http://user:hunter2@host".into()),
             ..raw()
