@@ -147,16 +147,23 @@ impl RedisBackend {
         let (code, gen): (i64, i64) = self
             .eval("commit session", &COMMIT, &script_keys, &args)
             .await?;
+        CommitOutcome::from_reply("commit", code, gen)
+    }
+}
+
+impl CommitOutcome {
+    /// The `{code, generation}` reply of the commit and swap scripts.
+    pub(super) fn from_reply(op: &str, code: i64, gen: i64) -> Result<Self, BackendError> {
         let gen = u64::try_from(gen)
-            .map_err(|_| BackendError::Corrupt("commit: negative generation".into()))?;
+            .map_err(|_| BackendError::Corrupt(format!("{op}: negative generation")))?;
         match code {
             1 => Ok(CommitOutcome::Committed(gen)),
             2 => Ok(CommitOutcome::LeaseLost),
             3 => Ok(CommitOutcome::Gone),
             4 => Ok(CommitOutcome::Stale(gen)),
-            _ => Err(BackendError::Corrupt(
-                "commit: stored generation is not a number".into(),
-            )),
+            _ => Err(BackendError::Corrupt(format!(
+                "{op}: stored generation is not a number"
+            ))),
         }
     }
 }

@@ -51,16 +51,7 @@ impl RedisBackend {
         let (code, gen): (i64, i64) = self
             .eval("swap session", &SWAP, &[&keys.record], &args)
             .await?;
-        let gen = u64::try_from(gen)
-            .map_err(|_| BackendError::Corrupt("swap: negative generation".into()))?;
-        match code {
-            1 => Ok(CommitOutcome::Committed(gen)),
-            3 => Ok(CommitOutcome::Gone),
-            4 => Ok(CommitOutcome::Stale(gen)),
-            _ => Err(BackendError::Corrupt(
-                "swap: stored generation is not a number".into(),
-            )),
-        }
+        CommitOutcome::from_reply("swap", code, gen)
     }
 
     /// Marks `name` (already a hash of a secret, such as a login's state) as
