@@ -300,19 +300,7 @@ async fn upgrade_hands_over_the_socket_without_losing_a_request() {
         .build()
         .unwrap();
     let url = env.url("/healthz");
-    let stream = tokio::spawn(async move {
-        let (mut ok, mut failed) = (0u32, Vec::new());
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end {
-            match client.get(&url).send().await {
-                Ok(r) if r.status() == 200 => ok += 1,
-                Ok(r) => failed.push(format!("status {}", r.status())),
-                Err(e) => failed.push(e.to_string()),
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        (ok, failed)
-    });
+    let stream = steady_stream(client, url, 5);
     tokio::time::sleep(Duration::from_millis(800)).await;
     let mut new = env.gw.spawn_upgrade();
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -151,7 +151,7 @@ fn check_describes_the_certificate_and_refuses_bad_pairs() {
 /// request: the new process loads the certificate files again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_over_tls_loses_no_request() {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let mut env = Env::start_with(Options {
         tls: Some(TestTls::new()),
         server_extra: "grace_period_secs = 2".into(),
@@ -166,19 +166,7 @@ async fn an_upgrade_over_tls_loses_no_request() {
         .build()
         .unwrap();
     let url = env.url("/healthz");
-    let stream = tokio::spawn(async move {
-        let (mut ok, mut failed) = (0u32, Vec::new());
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end {
-            match client.get(&url).send().await {
-                Ok(r) if r.status() == 200 => ok += 1,
-                Ok(r) => failed.push(format!("status {}", r.status())),
-                Err(e) => failed.push(e.to_string()),
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        (ok, failed)
-    });
+    let stream = steady_stream(client, url, 5);
     tokio::time::sleep(Duration::from_millis(800)).await;
     let new = env.gw.spawn_upgrade();
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -617,6 +617,28 @@ pub fn param(url: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
+/// A steady stream of independent clients (a fresh connection per request)
+/// for `secs` seconds: (requests answered 200, what went wrong otherwise).
+pub fn steady_stream(
+    client: Client,
+    url: String,
+    secs: u64,
+) -> tokio::task::JoinHandle<(u32, Vec<String>)> {
+    tokio::spawn(async move {
+        let (mut ok, mut failed) = (0u32, Vec::new());
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            match client.get(&url).send().await {
+                Ok(r) if r.status() == 200 => ok += 1,
+                Ok(r) => failed.push(format!("status {}", r.status())),
+                Err(e) => failed.push(e.to_string()),
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        (ok, failed)
+    })
+}
+
 /// Polls `f` until it returns true or the bound passes.
 pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
