@@ -1,6 +1,7 @@
 # docusign-gateway container image.
 #   docker build -t docusign-gateway .
-# The build command below is the one .ci/run runs, so CI proves it. It builds
+# .ci/run builds the same feature set as the command below (in the debug
+# profile) and checks what the binary holds. It builds
 # without default features: the product binary holds no fake DocuSign (the
 # workspace's crates/fake-docusign is copied only because Cargo needs every
 # workspace member's manifest).
