@@ -330,6 +330,13 @@ impl FakeDocuSign {
             .insert(account_id.to_ascii_lowercase(), base_uri.to_string());
     }
 
+    /// From now on every access token issued (code, refresh and JWT grants)
+    /// is `token`, for load benchmarks whose upstream (not this fake's REST
+    /// hosts) accepts one fixed bearer token. `None`: fresh tokens again.
+    pub fn set_fixed_access_token(&self, token: Option<&str>) {
+        self.shared().lock().fixed_access_token = token.map(str::to_string);
+    }
+
     pub fn set_is_default_as_string(&self, yes: bool) {
         self.shared().lock().is_default_as_string = yes;
     }

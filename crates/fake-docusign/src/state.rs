@@ -113,6 +113,9 @@ pub(crate) struct State {
     /// (keyed by lower-case account id): to point a gateway at a host that
     /// is down or not allowed.
     pub(crate) base_uri_overrides: HashMap<String, String>,
+    /// Every access token issued is this one (for load benchmarks whose
+    /// upstream checks one fixed bearer token); `None`: fresh tokens.
+    pub(crate) fixed_access_token: Option<String>,
     pub(crate) token_mode: TokenEndpointMode,
     /// `/oauth/token` requests being answered right now.
     pub(crate) token_in_flight: u64,
@@ -164,6 +167,7 @@ impl State {
             deny_consent: false,
             is_default_as_string: false,
             base_uri_overrides: HashMap::new(),
+            fixed_access_token: None,
             token_mode: TokenEndpointMode::Normal,
             stats: FakeStats {
                 rest_requests_per_host: vec![0; rest_hosts],
@@ -251,7 +255,7 @@ impl State {
         now: Instant,
     ) -> (String, u64) {
         let ttl = self.access_token_ttl;
-        let token = mint(TokenKind::Access, sub, &grant.client_id, &grant.scopes, ttl);
+        let token = self.mint_access(sub, &grant, ttl);
         self.issued_secrets.push(token.clone());
         let expires_at = deadline(now, ttl);
         self.access_tokens.insert(
@@ -266,11 +270,19 @@ impl State {
         (token, ttl.as_secs())
     }
 
+    /// A new access token, or the fixed one when a benchmark set it.
+    fn mint_access(&self, sub: &str, grant: &Grant, ttl: Duration) -> String {
+        match &self.fixed_access_token {
+            Some(token) => token.clone(),
+            None => mint(TokenKind::Access, sub, &grant.client_id, &grant.scopes, ttl),
+        }
+    }
+
     pub(crate) fn issue_tokens(&mut self, grant: Grant, sub: &str, now: Instant) -> TokenPair {
         let access_ttl = self.access_token_ttl;
         let refresh_ttl = self.refresh_token_ttl;
+        let access_token = self.mint_access(sub, &grant, access_ttl);
         let (client, scopes) = (&grant.client_id, &grant.scopes);
-        let access_token = mint(TokenKind::Access, sub, client, scopes, access_ttl);
         let refresh_token = mint(TokenKind::Refresh, sub, client, scopes, refresh_ttl);
         self.issued_secrets.push(access_token.clone());
         self.issued_secrets.push(refresh_token.clone());
