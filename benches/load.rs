@@ -7,9 +7,8 @@
 //! Redis (`session.store = "redis"`; the bench flushes nothing, use a
 //! scratch server).
 
-use std::io::Read;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use fake_docusign::{FakeConfig, FakeDocuSign};
@@ -46,34 +45,10 @@ fn args() -> Args {
     }
 }
 
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let mut s = String::new();
-    let _ = std::fs::File::open(format!("/proc/{pid}/status"))
-        .and_then(|mut f| f.read_to_string(&mut s));
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::main]
 async fn main() {
     let a = args();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let public = format!("http://127.0.0.1:{port}");
     let mut fake_cfg = FakeConfig::demo_defaults();
     fake_cfg.redirect_uris = vec![format!("{public}/auth/docusign/callback")];
@@ -84,96 +59,43 @@ async fn main() {
         burst: u64::MAX,
     };
     fake.set_rate_limits(None, unlimited);
-    let config = std::env::temp_dir().join(format!("dsgw-load-{}.toml", std::process::id()));
-    // Every session is the fake's one user: no per-user bound here.
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public}\"\n\
-             [docusign]\nauth_server = \"{}\"\nclient_id = \"demo-integration-key\"\n\
-             allowed_api_hosts = [\"{}\", \"{}\"]\nallow_plain_http = true\n\
-             [session]\nsecure_cookie = false\nmax_sessions_per_user = 1000000\n[log]\nlevel = \"warn\"\n",
-            fake.account_server_url(),
-            fake.rest_host_url(0).trim_start_matches("http://"),
-            fake.rest_host_url(1).trim_start_matches("http://"),
-        ),
-    )
-    .unwrap();
-    // GATEWAY_TEST_BIN: a private copy, as in tests/common (a shared target
-    // dir's copy can be replaced by another worktree's build mid-run).
-    let bin = std::env::var_os("GATEWAY_TEST_BIN")
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_docusign-gateway").into());
-    let mut command = Command::new(bin);
-    if let Some(url) = &a.redis_url {
-        command
-            .env("DSGW_SESSION_STORE", "redis")
-            .env("DSGW_REDIS_URL", url);
-    }
-    let child = command
-        .arg("--config")
-        .arg(&config)
-        .env("DSGW_DOCUSIGN_CLIENT_SECRET", "demo-client-secret")
-        .env(
-            "DSGW_SESSION_SECRET",
-            "load-secret-0123456789abcdef0123456789abcdef",
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("gateway");
-    let pid = child.id();
-    let _gateway = Gateway(child);
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client
-        .get(format!("{public}/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "gateway did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let rss_idle = rss_kib(pid);
+    // Every session is the fake's one user: no per-user bound here. In
+    // memory, room for every session the bench logs in; with Redis, the
+    // default cache (`session.max_sessions`) bounds the gateway's memory.
+    let capacity = match a.redis_url {
+        Some(_) => String::new(),
+        None => format!("max_sessions = {}\n", a.sessions.max(100_000)),
+    };
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public}\"\n\
+         [docusign]\nauth_server = \"{}\"\nclient_id = \"demo-integration-key\"\n\
+         allowed_api_hosts = [\"{}\", \"{}\"]\nallow_plain_http = true\n\
+         [session]\nsecure_cookie = false\nmax_sessions_per_user = 10000000\n{capacity}\
+         [log]\nlevel = \"warn\"\n",
+        fake.account_server_url(),
+        fake.rest_host_url(0).trim_start_matches("http://"),
+        fake.rest_host_url(1).trim_start_matches("http://"),
+    );
+    let redis_env;
+    let env: &[(&str, &str)] = match &a.redis_url {
+        Some(url) => {
+            redis_env = [
+                ("DSGW_SESSION_STORE", "redis"),
+                ("DSGW_REDIS_URL", url.as_str()),
+            ];
+            &redis_env
+        }
+        None => &[],
+    };
+    let gateway = support::GatewayProcess::start("load", port, &config, env, None).await;
+    let client = support::client();
+    let rss_idle = gateway.rss_kib();
 
-    // Log in many sessions (each a full consent + callback).
-    let mut cookies = Vec::new();
-    for _ in 0..a.sessions {
-        let r = client
-            .get(format!("{public}/auth/login"))
-            .send()
-            .await
-            .unwrap();
-        let login_cookie = r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        let consent = r.headers()["location"].to_str().unwrap().to_string();
-        let r = client.get(consent).send().await.unwrap();
-        let callback = r.headers()["location"].to_str().unwrap().to_string();
-        let r = client
-            .get(callback)
-            .header("Cookie", login_cookie)
-            .send()
-            .await
-            .unwrap();
-        let session = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-            .find(|c| c.starts_with("dsgw_session="))
-            .expect("session cookie");
-        cookies.push(session);
-    }
-    let rss_sessions = rss_kib(pid);
+    // Log in many sessions (each a full consent + callback), 16 at a time.
+    let started = Instant::now();
+    let cookies = support::login_many(&client, &public, a.sessions, 16).await;
+    let login_secs = started.elapsed().as_secs_f64();
+    let rss_sessions = gateway.rss_kib();
 
     let account = &fake.config().users[0].accounts[0].account_id;
     let url = format!("{public}/restapi/v2.1/accounts/{account}");
@@ -215,7 +137,6 @@ async fn main() {
             .copied()
             .unwrap_or_default()
     };
-    let _ = std::fs::remove_file(&config);
     assert_eq!(errors, 0, "failed requests under load");
     assert!(!latencies.is_empty(), "requests were made");
     if a.bench {
@@ -229,12 +150,13 @@ async fn main() {
             pct(0.99),
         );
         println!(
-            "gateway RSS: {} KiB idle, {} KiB with {} sessions ({:.1} KiB per session), {} KiB after load",
+            "gateway RSS: {} KiB idle, {} KiB with {} sessions ({:.0} bytes per session; logins took {:.0} s), {} KiB after load",
             rss_idle,
             rss_sessions,
             a.sessions,
-            (rss_sessions.saturating_sub(rss_idle)) as f64 / a.sessions.max(1) as f64,
-            rss_kib(pid)
+            (rss_sessions.saturating_sub(rss_idle)) as f64 * 1024.0 / a.sessions.max(1) as f64,
+            login_secs,
+            gateway.rss_kib()
         );
     }
 }

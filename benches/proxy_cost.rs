@@ -1,0 +1,316 @@
+//! The gateway's cost per proxied request next to a bare pingora proxy doing
+//! only the header injection (and nginx), in one run, interleaved.
+//!
+//! `cargo bench --bench proxy_cost [-- --threads 1,2 --paths cookie,token]`
+//!
+//! It drives the perf harness's `run.sh` (`PERF_DIR`, default
+//! `../shared/perf` next to this repository; it needs nginx and wrk, which
+//! its `setup.sh` installs): the harness starts the nginx upstream (594-byte
+//! account JSON, checks `Host` and the bearer token), the nginx proxy and the
+//! bare pingora proxy (this bench binary in `--bare-pingora` mode, built from
+//! this project's pingora), and measures each target in turn, rounds
+//! interleaved. This bench provides the gateway: the fake DocuSign issues the
+//! harness's fixed token as every access token and names the upstream as
+//! the account's `base_uri`; one session logs in; for each `--threads` value
+//! the gateway runs with `server.threads` (and the baselines with as many
+//! workers) and for each `--paths` entry the harness runs once: `cookie`
+//! (the session cookie) and `token` (a gateway token, `Authorization:
+//! Bearer`). The access log is on, to a file. `run.sh`'s knobs (`ROUNDS`,
+//! `DURATION`, `CONNECTIONS`, ...) pass through.
+//!
+//! Under `cargo test` it is a smoke test of its own pieces, with no harness:
+//! the bare proxy and the gateway each forward a request to the fake's REST
+//! host, which accepts the fixed token.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use fake_docusign::{FakeConfig, FakeDocuSign};
+use pingora::prelude::*;
+use pingora::server::configuration::ServerConf;
+
+fn main() {
+    let all: Vec<String> = std::env::args().collect();
+    if all.get(1).map(String::as_str) == Some("--bare-pingora") {
+        bare_pingora(&all[2..]);
+        return;
+    }
+    let bench = all.iter().any(|a| a == "--bench");
+    let list = |name: &str, default: &str| -> Vec<String> {
+        let value = all
+            .iter()
+            .position(|a| a == name)
+            .and_then(|i| all.get(i + 1))
+            .map_or(default, String::as_str);
+        value.split(',').map(str::to_string).collect()
+    };
+    let threads: Vec<usize> = list("--threads", "1,2")
+        .iter()
+        .map(|t| t.parse().expect("--threads: numbers"))
+        .collect();
+    let paths = list("--paths", "cookie,token");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    if bench {
+        runtime.block_on(measure(&threads, &paths));
+    } else {
+        runtime.block_on(smoke());
+    }
+}
+
+// ------------------------------------------------------------ bare pingora
+
+/// The baseline: a pingora proxy that sets `Host` and `Authorization`,
+/// drops `Cookie` and forwards, nothing else (no log, no session). The
+/// harness's `PINGORA_MIN_BIN` calling convention:
+/// `LISTEN UPSTREAM_ADDR UPSTREAM_HOST TOKEN [THREADS]`.
+struct Bare {
+    upstream: std::net::SocketAddr,
+    host: String,
+    authorization: String,
+}
+
+#[async_trait]
+impl ProxyHttp for Bare {
+    type CTX = ();
+    fn new_ctx(&self) {}
+
+    async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(HttpPeer::new(self.upstream, false, String::new())))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _: &mut Session,
+        req: &mut RequestHeader,
+        _: &mut (),
+    ) -> Result<()> {
+        req.insert_header("Host", self.host.as_str())?;
+        req.insert_header("Authorization", self.authorization.as_str())?;
+        req.remove_header("Cookie");
+        Ok(())
+    }
+}
+
+fn bare_pingora(args: &[String]) {
+    let usage = "--bare-pingora LISTEN UPSTREAM_ADDR UPSTREAM_HOST TOKEN [THREADS]";
+    assert!(args.len() >= 4, "usage: {usage}");
+    let conf = ServerConf {
+        threads: args.get(4).map_or(1, |t| t.parse().expect("THREADS")),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let bare = Bare {
+        upstream: args[1].parse().expect("UPSTREAM_ADDR"),
+        host: args[2].clone(),
+        authorization: format!("Bearer {}", args[3]),
+    };
+    let mut service = http_proxy_service(&server.configuration, bare);
+    service.add_tcp(&args[0]);
+    server.add_service(service);
+    server.run_forever();
+}
+
+/// A child process running [`bare_pingora`], killed on drop.
+struct BareProcess(std::process::Child);
+
+impl Drop for BareProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+// ------------------------------------------------------------ the gateway
+
+/// The fake DocuSign of a run: every access token is `token`; `base_uri`,
+/// when given, is where the account's REST calls go.
+async fn fake(public: &str, token: &str, base_uri: Option<&str>) -> (FakeDocuSign, String) {
+    let mut cfg = FakeConfig::demo_defaults();
+    cfg.redirect_uris = vec![format!("{public}/auth/docusign/callback")];
+    let fake = FakeDocuSign::start(cfg).await.expect("fake DocuSign");
+    fake.set_rate_limits(
+        None,
+        fake_docusign::AccountLimits {
+            hourly: u64::MAX,
+            burst: u64::MAX,
+        },
+    );
+    fake.set_fixed_access_token(Some(token));
+    let account = fake.config().users[0].accounts[0].account_id.clone();
+    if let Some(base_uri) = base_uri {
+        fake.set_base_uri_override(&account, base_uri);
+    }
+    (fake, account)
+}
+
+fn gateway_config(port: u16, fake: &FakeDocuSign, rest_host: &str, threads: usize) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\
+         threads = {threads}\n\
+         [docusign]\nauth_server = \"{}\"\nclient_id = \"demo-integration-key\"\n\
+         allowed_api_hosts = [\"{rest_host}\"]\nallow_plain_http = true\n\
+         [session]\nsecure_cookie = false\n[log]\nlevel = \"info\"\n",
+        fake.account_server_url(),
+    )
+}
+
+/// The headers a client of each path sends: the session cookie, or a
+/// gateway token.
+async fn path_header(path: &str, public: &str, cookie: &str) -> String {
+    match path {
+        "cookie" => format!("Cookie: {cookie}"),
+        "token" => {
+            let token = support::gateway_token(&support::client(), public, cookie).await;
+            format!("Authorization: Bearer {token}")
+        }
+        other => panic!("--paths: cookie or token, not {other:?}"),
+    }
+}
+
+async fn measure(threads: &[usize], paths: &[String]) {
+    let perf_dir = std::env::var_os("PERF_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/perf"),
+        PathBuf::from,
+    );
+    let run_sh = perf_dir.join("run.sh");
+    assert!(
+        run_sh.exists(),
+        "no perf harness at {} (set PERF_DIR to the folder of run.sh)",
+        perf_dir.display()
+    );
+    let token = Command::new(perf_dir.join("default-token.sh"))
+        .output()
+        .expect("default-token.sh");
+    let token = String::from_utf8(token.stdout)
+        .expect("token")
+        .trim()
+        .to_string();
+    let upstream_port = support::free_port();
+    let rest_host = format!("127.0.0.1:{upstream_port}");
+    let tmp = std::env::temp_dir().join(format!("dsgw-proxy-cost-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("temp dir");
+    let wrapper = tmp.join("bare-pingora");
+    let exe = std::env::current_exe().expect("bench binary");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec '{}' --bare-pingora \"$@\"\n",
+            exe.display()
+        ),
+    )
+    .expect("wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+
+    for &n in threads {
+        let port = support::free_port();
+        let public = format!("http://127.0.0.1:{port}");
+        let (fake, account) = fake(&public, &token, Some(&format!("http://{rest_host}"))).await;
+        let log = tmp.join(format!("gateway-{n}.log"));
+        let config = gateway_config(port, &fake, &rest_host, n);
+        let gateway =
+            support::GatewayProcess::start("proxy-cost", port, &config, &[], Some(&log)).await;
+        let cookie = support::login(&support::client(), &public).await;
+        for path in paths {
+            let header = path_header(path, &public, &cookie).await;
+            println!("\n== gateway server.threads = {n}, {path} path; pingora and nginx with {n} worker(s) ==");
+            let status = Command::new("bash")
+                .arg(&run_sh)
+                .arg(&public)
+                .env("UPSTREAM_PORT", upstream_port.to_string())
+                .env("UPSTREAM_TOKEN", &token)
+                .env("ACCOUNT_ID", &account)
+                .env("GATEWAY_PID", gateway.pid().to_string())
+                .env("GATEWAY_HEADER", &header)
+                .env("PINGORA_MIN_BIN", &wrapper)
+                .env("PINGORA_THREADS", n.to_string())
+                .env("PROXY_WORKERS", n.to_string())
+                .status()
+                .expect("run.sh");
+            assert!(status.success(), "run.sh failed");
+        }
+        let lines = std::fs::read_to_string(&log).map_or(0, |l| l.lines().count());
+        println!("(gateway log: {lines} lines in {})", log.display());
+        drop(gateway);
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+// ------------------------------------------------------------ smoke
+
+async fn smoke() {
+    let token = "smoke-fixed-access-token";
+    let port = support::free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let (fake, account) = fake(&public, token, None).await;
+    let rest = fake.rest_host_url(0);
+    let rest_host = rest.trim_start_matches("http://").to_string();
+    let client = support::client();
+    let url_path = format!("/restapi/v2.1/accounts/{account}");
+
+    // The gateway, on both paths, sends the fixed token the fake issued.
+    let config = gateway_config(port, &fake, &rest_host, 1);
+    let gateway =
+        support::GatewayProcess::start("proxy-cost-smoke", port, &config, &[], None).await;
+    let cookie = support::login(&client, &gateway.public).await;
+    for path in ["cookie", "token"] {
+        let header = path_header(path, &gateway.public, &cookie).await;
+        let (name, value) = header.split_once(": ").expect("header");
+        let r = client
+            .get(format!("{}{url_path}", gateway.public))
+            .header(name, value)
+            .send()
+            .await
+            .expect("gateway");
+        assert_eq!(r.status(), 200, "{path} path");
+    }
+    // The bare proxy, with the fixed token (now issued), reaches the fake's
+    // REST host.
+    let bare_port = support::free_port();
+    let exe = std::env::current_exe().expect("bench binary");
+    let child = Command::new(exe)
+        .args([
+            "--bare-pingora",
+            &format!("127.0.0.1:{bare_port}"),
+            &rest_host,
+            &rest_host,
+            token,
+            "1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("bare pingora");
+    let _bare = BareProcess(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        match client
+            .get(format!("http://127.0.0.1:{bare_port}{url_path}"))
+            .header("Cookie", "dsgw_session=dropped")
+            .send()
+            .await
+        {
+            Ok(r) => break r.status(),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("bare pingora did not answer: {e}"),
+        }
+    };
+    assert_eq!(status, 200, "bare pingora forwards with the fixed token");
+
+    let seen = fake.rest_requests();
+    assert_eq!(seen.len(), 3, "the fake's REST host saw the three requests");
+    for r in seen {
+        assert_eq!(
+            r.authorization.as_deref(),
+            Some("Bearer smoke-fixed-access-token")
+        );
+        assert_eq!(r.cookie, None, "cookies dropped");
+    }
+}
