@@ -12,10 +12,33 @@ pub fn random_id() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// A short, stable, non-reversible name of a session id for log lines.
-pub fn log_id(session_id: &str) -> String {
+/// A short, stable, non-reversible name of a session id for log lines:
+/// the first 6 bytes of its SHA-256, printed as 12 hex digits. A value,
+/// not a `String`: the access log names a session per request.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogId(Option<[u8; 6]>);
+
+pub fn log_id(session_id: &str) -> LogId {
     let digest = Sha256::digest(session_id.as_bytes());
-    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+    let mut short = [0u8; 6];
+    short.copy_from_slice(&digest[..6]);
+    LogId(Some(short))
+}
+
+impl std::fmt::Display for LogId {
+    /// 12 hex digits; nothing for the default (no session).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0.iter().flatten() {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for LogId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 #[cfg(test)]
@@ -28,7 +51,11 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 43);
         assert_eq!(log_id(&a), log_id(&a));
-        assert_eq!(log_id(&a).len(), 12);
-        assert!(!log_id(&a).contains(&a[..12]));
+        assert_ne!(log_id(&a), log_id(&b));
+        let shown = log_id(&a).to_string();
+        assert_eq!(shown.len(), 12);
+        assert!(shown.chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(!shown.contains(&a[..12]));
+        assert_eq!(LogId::default().to_string(), "");
     }
 }
