@@ -28,9 +28,11 @@ pub fn peer(f: &Forwarding) -> HttpPeer {
 /// Rewrites the request head for DocuSign.
 pub fn rewrite(req: &mut RequestHeader, f: &Forwarding, cookies: &CookieCodec) -> Result<()> {
     let host = &f.upstream.host;
-    let bearer = &f.session.tokens.set.access_token;
+    let bearer = f.session.tokens.bearer().ok_or_else(|| {
+        Error::explain(ErrorType::InternalError, "access token is no header value")
+    })?;
     req.insert_header("Host", host.authority.as_str())?;
-    req.insert_header("Authorization", format!("Bearer {}", bearer.expose()))?;
+    req.insert_header("Authorization", bearer.clone())?;
     let kept = cookie_header(req).and_then(|c| cookies.strip_own(&c));
     match kept {
         Some(c) => req.insert_header("Cookie", c)?,

@@ -4,6 +4,9 @@
 //! immutable once built: a refresh makes a new `Session` with the next
 //! generation ([`Session::with_tokens`]), which the store swaps in whole.
 
+use std::sync::OnceLock;
+
+use http::HeaderValue;
 use serde::{Deserialize, Serialize};
 
 use crate::docusign::api_host::{ApiHost, HostPolicy, HostRefused};
@@ -38,6 +41,35 @@ pub struct Tokens {
     pub generation: u64,
     /// When this pair was obtained (Unix seconds).
     pub obtained_at: u64,
+    /// `Bearer <access token>` as a header value, built on first use: a new
+    /// pair is a new `Tokens`, so it is built once per generation, not per
+    /// request. Never stored (a store keeps the token once).
+    #[serde(skip)]
+    bearer: OnceLock<Option<HeaderValue>>,
+}
+
+impl Tokens {
+    pub fn new(set: TokenSet, generation: u64, obtained_at: u64) -> Tokens {
+        Tokens {
+            set,
+            generation,
+            obtained_at,
+            bearer: OnceLock::new(),
+        }
+    }
+
+    /// The `Authorization` value that carries the access token (marked
+    /// sensitive); `None` for a token that cannot be a header value.
+    pub fn bearer(&self) -> Option<&HeaderValue> {
+        self.bearer
+            .get_or_init(|| {
+                let value = format!("Bearer {}", self.set.access_token.expose());
+                let mut value = HeaderValue::from_str(&value).ok()?;
+                value.set_sensitive(true);
+                Some(value)
+            })
+            .as_ref()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,11 +118,7 @@ impl Session {
             default_account,
             created_at: now,
             expires_at: now.saturating_add(ttl_secs),
-            tokens: Tokens {
-                set: tokens,
-                generation: 0,
-                obtained_at: now,
-            },
+            tokens: Tokens::new(tokens, 0, now),
         }
     }
 
@@ -101,11 +129,7 @@ impl Session {
             set.refresh_token = self.tokens.set.refresh_token.clone();
         }
         Session {
-            tokens: Tokens {
-                set,
-                generation: self.tokens.generation + 1,
-                obtained_at: now,
-            },
+            tokens: Tokens::new(set, self.tokens.generation + 1, now),
             ..self.clone()
         }
     }
@@ -219,6 +243,41 @@ mod tests {
             "the old value is untouched"
         );
         assert_eq!(next.id, s.id);
+    }
+
+    #[test]
+    fn the_bearer_value_follows_the_generation_and_is_never_stored() {
+        let s = session_at(1000, 60);
+        let bearer = s.tokens.bearer().unwrap();
+        assert_eq!(bearer.to_str().unwrap(), "Bearer at");
+        assert!(bearer.is_sensitive());
+        let next = s.with_tokens(
+            TokenSet {
+                access_token: Secret::new("at2"),
+                refresh_token: None,
+                expires_at: 5000,
+            },
+            1010,
+        );
+        assert_eq!(
+            next.tokens.bearer().unwrap().to_str().unwrap(),
+            "Bearer at2"
+        );
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(!text.contains("Bearer"), "{text}");
+        let back: Session = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.tokens.bearer().unwrap().to_str().unwrap(), "Bearer at");
+        // A token that cannot be a header value gives none (the request
+        // fails instead of carrying a broken header).
+        let bad = s.with_tokens(
+            TokenSet {
+                access_token: Secret::new("a\nb"),
+                refresh_token: None,
+                expires_at: 5000,
+            },
+            1010,
+        );
+        assert!(bad.tokens.bearer().is_none());
     }
 
     #[test]
