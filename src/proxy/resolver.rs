@@ -24,9 +24,12 @@ pub enum ResolveError {
     TimedOut(String),
 }
 
+/// Keyed by host name, so that a hit borrows the name (no allocation on
+/// the request path); the entry holds the address of one port, and another
+/// port of the same name is a miss that replaces it.
 #[derive(Default)]
 pub struct Resolver {
-    cache: DashMap<(String, u16), (SocketAddr, Instant)>,
+    cache: DashMap<String, (SocketAddr, Instant)>,
 }
 
 impl Resolver {
@@ -39,9 +42,8 @@ impl Resolver {
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok(SocketAddr::new(ip, port));
         }
-        let key = (host.to_string(), port);
-        if let Some(entry) = self.cache.get(&key) {
-            if entry.1.elapsed() < TTL {
+        if let Some(entry) = self.cache.get(host) {
+            if entry.0.port() == port && entry.1.elapsed() < TTL {
                 return Ok(entry.0);
             }
         }
@@ -61,7 +63,8 @@ impl Resolver {
         if self.cache.len() >= MAX_ENTRIES {
             self.cache.clear();
         }
-        self.cache.insert(key, (addr, Instant::now()));
+        let addr = SocketAddr::new(addr.ip(), port);
+        self.cache.insert(host.to_string(), (addr, Instant::now()));
         Ok(addr)
     }
 }
@@ -82,6 +85,9 @@ mod tests {
             "[::1]:443".parse().unwrap()
         );
         assert_eq!(r.resolve("localhost", 80).await.unwrap().port(), 80);
+        // Cached by name: another port of the same name is its own answer.
+        assert_eq!(r.resolve("localhost", 80).await.unwrap().port(), 80);
+        assert_eq!(r.resolve("localhost", 8443).await.unwrap().port(), 8443);
         assert!(r.resolve("no-such-host.invalid", 443).await.is_err());
     }
 }
