@@ -48,6 +48,9 @@ pub struct DocusignConfig {
     /// How long DocuSign's refresh tokens live (DocuSign does not say in its
     /// answer): no session outlives it.
     pub refresh_token_ttl: Duration,
+    /// Refresh grants this instance runs at once, at most; more wait (up to
+    /// the refresh wait limit) for a turn.
+    pub max_refreshes_in_flight: usize,
 }
 
 /// Validates `[docusign]`; `public_url` is the validated `server.public_url`.
@@ -89,6 +92,11 @@ pub(super) fn validate(
             "docusign.refresh_token_ttl_secs",
             raw.refresh_token_ttl_secs,
             1..=u64::MAX,
+        )?,
+        max_refreshes_in_flight: range::count(
+            "docusign.max_refreshes_in_flight",
+            raw.max_refreshes_in_flight,
+            1..=10_000,
         )?,
         client_id: raw.client_id,
         client_secret: crate::util::secret::Secret::new(raw.client_secret),

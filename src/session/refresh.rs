@@ -20,14 +20,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::{OwnedMutexGuard, Semaphore};
 use tracing::{info, warn};
 
 use super::model::Session;
 use super::store::{Lease, SessionStore, StoreError, TokenSwap};
 use crate::docusign::{AccountServer, OAuthError, TokenSet};
 use crate::ops::metrics::{metrics, RefreshOutcome};
-use crate::util::ids::log_id;
+use crate::util::ids::{log_id, LogId};
 use crate::util::time::Clock;
 
 const BACKOFF_FIRST_MS: u64 = 1_000;
@@ -65,6 +65,10 @@ pub struct RefreshPolicy {
     pub wait_limit: Duration,
     /// A DocuSign 401 on a token younger than this causes no refresh.
     pub min_interval: Duration,
+    /// Refresh grants running at once in this process, at most
+    /// (`docusign.max_refreshes_in_flight`): a storm of expiring sessions
+    /// queues for turns instead of flooding DocuSign's token endpoint.
+    pub max_in_flight: usize,
 }
 
 /// One session's refresh coordination in this process.
@@ -85,6 +89,8 @@ pub struct Refresher {
     wait_limit: Duration,
     min_interval_secs: u64,
     flights: DashMap<String, Arc<Flight>>,
+    /// One permit per refresh grant that may run (`max_in_flight`).
+    turns: Arc<Semaphore>,
 }
 
 impl Refresher {
@@ -102,6 +108,7 @@ impl Refresher {
             wait_limit: policy.wait_limit,
             min_interval_secs: policy.min_interval.as_secs(),
             flights: DashMap::new(),
+            turns: Arc::new(Semaphore::new(policy.max_in_flight.max(1))),
         }
     }
 
@@ -217,6 +224,7 @@ impl Refresher {
             store: self.store.clone(),
             clock: self.clock.clone(),
             flight,
+            turns: self.turns.clone(),
         };
         match tokio::spawn(job.run(current)).await {
             Ok(outcome) => outcome,
@@ -236,6 +244,7 @@ struct RefreshJob {
     store: Arc<dyn SessionStore>,
     clock: Arc<dyn Clock>,
     flight: Arc<Flight>,
+    turns: Arc<Semaphore>,
 }
 
 impl RefreshJob {
@@ -245,6 +254,15 @@ impl RefreshJob {
             metrics().refreshed(RefreshOutcome::MissingRefresh);
             info!(session = %log, outcome = "missing_refresh", "token refresh");
             return self.end_session(&current.id).await;
+        };
+        // A turn among `max_in_flight` (held to the end: lease, grant and
+        // commit); no turn within the wait limit is a retry-later, no failure.
+        let turn = tokio::time::timeout(self.wait_limit, self.turns.clone().acquire_owned()).await;
+        let Ok(Ok(_turn)) = turn else {
+            warn!(session = %log, "no refresh turn within the wait limit (docusign.max_refreshes_in_flight)");
+            return Freshness::Unavailable {
+                retry_after_secs: 1,
+            };
         };
         // Across instances: one lease holder at a time; after it, re-read.
         let lease = match self.store.acquire_lease(&current.id, self.wait_limit).await {
@@ -298,7 +316,7 @@ impl RefreshJob {
 
     /// A transient failure: the session keeps its refresh token, and no
     /// refresh is tried again before the back-off has passed.
-    fn back_off(&self, log: &str, e: &OAuthError, duration_ms: u64) -> Freshness {
+    fn back_off(&self, log: &LogId, e: &OAuthError, duration_ms: u64) -> Freshness {
         metrics().refreshed(RefreshOutcome::Failed);
         let failures = self.flight.failures.fetch_add(1, Ordering::AcqRel) + 1;
         let delay = BACKOFF_FIRST_MS

@@ -16,6 +16,9 @@ const NOW: u64 = 1_000_000;
 /// A token endpoint that answers from a script and counts calls.
 struct Scripted {
     calls: AtomicUsize,
+    /// Calls running now, and the most ever seen running at once.
+    running: AtomicUsize,
+    most_running: AtomicUsize,
     delay: Duration,
     answer: Mutex<Result<(), OAuthError>>,
     seen: Mutex<Vec<String>>,
@@ -25,6 +28,8 @@ impl Scripted {
     fn new(answer: Result<(), OAuthError>, delay: Duration) -> Arc<Self> {
         Arc::new(Scripted {
             calls: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            most_running: AtomicUsize::new(0),
             delay,
             answer: Mutex::new(answer),
             seen: Mutex::new(Vec::new()),
@@ -56,7 +61,10 @@ impl AccountServer for Scripted {
             .lock()
             .unwrap()
             .push(refresh_token.expose().to_string());
+        let running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_running.fetch_max(running, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
         self.answer.lock().unwrap().clone().map(|()| TokenSet {
             access_token: Secret::new(format!("at{n}")),
             refresh_token: Some(Secret::new(format!("rt{n}"))),
@@ -70,6 +78,7 @@ fn policy(window_secs: u64, min_interval_secs: u64) -> RefreshPolicy {
         window: Duration::from_secs(window_secs),
         wait_limit: Duration::from_secs(5),
         min_interval: Duration::from_secs(min_interval_secs),
+        max_in_flight: 8,
     }
 }
 
@@ -113,6 +122,39 @@ fn access(f: &Freshness) -> String {
         Freshness::Ready(s) => s.tokens.set.access_token.expose().to_string(),
         other => panic!("expected Ready, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_storm_of_refreshes_runs_at_most_max_in_flight_at_once() {
+    let ep = Scripted::new(Ok(()), Duration::from_millis(20));
+    let clock = ManualClock::at_unix(NOW);
+    let store = Arc::new(MemoryStore::new(100, 100, clock.clone()));
+    let mut sessions = Vec::new();
+    for _ in 0..20 {
+        sessions.push(store.insert(session_at(NOW, 36_000)).await.unwrap());
+    }
+    let r = Refresher::new(
+        ep.clone(),
+        store.clone(),
+        clock.clone(),
+        RefreshPolicy {
+            max_in_flight: 3,
+            ..policy(300, 0)
+        },
+    );
+    // Every access token is inside the refresh window at once.
+    clock.advance_secs(3600 - 299);
+    let outcomes = futures_util::future::join_all(sessions.iter().map(|s| r.fresh(s, None))).await;
+    for outcome in &outcomes {
+        assert!(access(outcome).starts_with("at"), "refreshed");
+        assert_ne!(access(outcome), "at");
+    }
+    assert_eq!(ep.calls(), 20, "one grant per session");
+    assert_eq!(
+        ep.most_running.load(Ordering::SeqCst),
+        3,
+        "never more than 3 at once"
+    );
 }
 
 #[tokio::test]
