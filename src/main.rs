@@ -9,13 +9,21 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use docusign_gateway::config::{self, Config, LogFormat, RawConfig};
+#[cfg(feature = "fake")]
+use docusign_gateway::config::LogFormat;
+use docusign_gateway::config::{self, Config, RawConfig};
 use docusign_gateway::crypto::api_token::ApiTokens;
 use docusign_gateway::ops::logging;
 use docusign_gateway::server::tls;
 use docusign_gateway::util::time::now_unix;
 #[cfg(feature = "fake")]
 use fake_docusign::{FakeConfig, FakeDocuSign};
+
+/// jemalloc, as pingora's examples use: cheaper than glibc malloc for the
+/// many short-lived allocations of proxying (see README "Performance").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
 #[command(

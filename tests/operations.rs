@@ -251,6 +251,35 @@ async fn one_json_log_line_per_request_without_query_or_secrets() {
     assert!(!logs.contains(&b.cookie(COOKIE_NAME).unwrap()));
 }
 
+#[tokio::test]
+async fn access_false_drops_the_request_lines_and_keeps_the_others() {
+    let env = Env::start_with(Options {
+        extra_toml: "[log]\nformat = \"json\"\naccess = false".into(),
+        rust_log: String::new(),
+        ..Options::default()
+    })
+    .await;
+    let b = env.logged_in().await;
+    let path = format!("/restapi/v2.1/accounts/{}", env.accounts()[0].0);
+    assert_eq!(env.get_as(&b, &path).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = env.gw.logs();
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "login completed"),
+        "other lines are written:\n{logs}"
+    );
+    assert!(
+        !lines.iter().any(|l| l["fields"]["message"] == "request"),
+        "no access lines:\n{logs}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
     let mut env = Env::start_with(Options {

@@ -21,6 +21,8 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A `tracing` filter directive such as `info` or `docusign_gateway=debug`.
     pub level: String,
+    /// One line per request (at `info`, target `docusign_gateway::access`).
+    pub access: bool,
 }
 
 pub(super) fn validate(raw: RawLog, origins: &Origins) -> Result<LogConfig, ConfigError> {
@@ -35,6 +37,7 @@ pub(super) fn validate(raw: RawLog, origins: &Origins) -> Result<LogConfig, Conf
     Ok(LogConfig {
         format: raw.format,
         level: raw.level,
+        access: raw.access,
     })
 }
 
@@ -47,6 +50,7 @@ mod tests {
         let raw = RawLog {
             format: LogFormat::Json,
             level: "docusign_gateway=debug".into(),
+            access: false,
         };
         assert_eq!(
             validate(raw, &Origins::default()).unwrap().format,

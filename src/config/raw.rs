@@ -36,6 +36,8 @@ pub(super) struct RawServer {
     pub(super) listen: String,
     pub(super) public_url: String,
     pub(super) threads: u64,
+    pub(super) listener_tasks: u64,
+    pub(super) upstream_keepalive_pool: u64,
     pub(super) metrics_listen: Option<String>,
     pub(super) grace_period_secs: u64,
     pub(super) idle_timeout_secs: u64,
@@ -54,6 +56,8 @@ impl Default for RawServer {
             listen: "127.0.0.1:8080".into(),
             public_url: "http://localhost:8080".into(),
             threads: 2,
+            listener_tasks: 1,
+            upstream_keepalive_pool: 128,
             metrics_listen: None,
             grace_period_secs: 10,
             idle_timeout_secs: 60,
@@ -80,6 +84,7 @@ pub(super) struct RawDocusign {
     pub(super) allow_plain_http: bool,
     pub(super) request_timeout_secs: u64,
     pub(super) refresh_token_ttl_secs: u64,
+    pub(super) max_refreshes_in_flight: u64,
 }
 
 impl Default for RawDocusign {
@@ -95,6 +100,7 @@ impl Default for RawDocusign {
             allow_plain_http: false,
             request_timeout_secs: 10,
             refresh_token_ttl_secs: 30 * 24 * 3600,
+            max_refreshes_in_flight: 32,
         }
     }
 }
@@ -182,6 +188,7 @@ impl std::fmt::Debug for RawRedis {
 pub(super) struct RawLog {
     pub(super) format: LogFormat,
     pub(super) level: String,
+    pub(super) access: bool,
 }
 
 impl Default for RawLog {
@@ -189,6 +196,7 @@ impl Default for RawLog {
         RawLog {
             format: LogFormat::Text,
             level: "info".into(),
+            access: true,
         }
     }
 }

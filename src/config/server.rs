@@ -17,6 +17,12 @@ pub struct ServerConfig {
     /// How clients reach the gateway, without a trailing slash.
     pub public_url: Url,
     pub threads: usize,
+    /// Tasks accepting connections on the listening socket (pingora's
+    /// `listener_tasks_per_fd`).
+    pub listener_tasks: usize,
+    /// Idle connections to REST hosts kept for reuse, at most (pingora's
+    /// `upstream_keepalive_pool_size`).
+    pub upstream_keepalive_pool: usize,
     /// Where Prometheus metrics are served; none when unset.
     pub metrics_listen: Option<SocketAddr>,
     /// How long in-flight requests get to finish after SIGTERM or SIGQUIT.
@@ -128,6 +134,12 @@ pub(super) fn validate(raw: RawServer, origins: &Origins) -> Result<ServerConfig
         listen,
         public_url,
         threads: range::count("server.threads", raw.threads, 1..=1024)?,
+        listener_tasks: range::count("server.listener_tasks", raw.listener_tasks, 1..=64)?,
+        upstream_keepalive_pool: range::count(
+            "server.upstream_keepalive_pool",
+            raw.upstream_keepalive_pool,
+            1..=100_000,
+        )?,
         metrics_listen,
         grace_period,
         upgrade_sock: upgrade_sock.into(),

@@ -3,13 +3,28 @@
 //! JSON. Dependencies are capped at `info` whatever `RUST_LOG` says:
 //! at debug and trace, pingora and the HTTP clients print whole request
 //! headers, which carry cookies, authorization codes and bearer tokens.
+//!
+//! Lines leave the request path at once: workers hand them to a bounded
+//! queue ([`LOG_QUEUE_LINES`]) that one thread writes to stderr. A full queue
+//! (stderr blocked) drops lines, counted by `dsgw_log_lines_dropped`, rather
+//! than stall requests. ANSI colours only when stderr is a terminal.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
 
 use tracing::Level;
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
 use crate::config::LogFormat;
-use crate::ops::metrics::metrics;
-use tracing_subscriber::filter::{filter_fn, EnvFilter};
+use crate::ops::metrics::{metrics, register_live_gauge};
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt, LevelFilter};
 use tracing_subscriber::prelude::*;
+
+/// Log lines waiting for the writer thread, at most.
+pub const LOG_QUEUE_LINES: usize = 65_536;
+
+/// The writer thread's handle: dropping it writes what is queued.
+static WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
 
 /// True for events that may be written: the gateway's own at any level,
 /// anything else at `info` or above.
@@ -46,8 +61,9 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for HandshakeFailures 
     }
 }
 
-/// Installs the global subscriber (stderr): text or JSON lines, at `level`
-/// (a filter directive) unless `RUST_LOG` is set. Call once, at start.
+/// Installs the global subscriber (stderr, through the queue): text or JSON
+/// lines, at `level` (a filter directive) unless `RUST_LOG` is set. Call
+/// once, at start; call [`flush`] before the process exits.
 pub fn init(format: LogFormat, level: &str) {
     let from_env = std::env::var("RUST_LOG")
         .ok()
@@ -57,17 +73,43 @@ pub fn init(format: LogFormat, level: &str) {
         .or_else(|| EnvFilter::try_new(level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
     let cap = filter_fn(|meta| allowed(meta.target(), meta.level()));
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let registry = tracing_subscriber::registry().with(HandshakeFailures);
+    let (writer, guard) = NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .lossy(true)
+        .thread_name("dsgw-log")
+        .finish(std::io::stderr());
+    let dropped = writer.error_counter();
+    register_live_gauge(
+        "dsgw_log_lines_dropped",
+        "Log lines dropped because the log queue was full",
+        move || dropped.dropped_lines() as i64,
+    );
+    if let Ok(mut slot) = WRITER.lock() {
+        *slot = Some(guard);
+    }
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(std::io::stderr().is_terminal());
+    // Only errors reach the handshake counter: so the subscriber's level
+    // hint stays the configured one, and `log` records below it (pingora's
+    // debug lines) are discarded before they become events.
+    let registry =
+        tracing_subscriber::registry().with(HandshakeFailures.with_filter(LevelFilter::ERROR));
+    // One filter, whose level hint is the configured level's: `try_init`
+    // sets `log`'s maximum level from it.
+    let filter = env_filter.and(cap);
     let _ = if format == LogFormat::Json {
-        registry
-            .with(layer.json().with_filter(env_filter).with_filter(cap))
-            .try_init()
+        registry.with(layer.json().with_filter(filter)).try_init()
     } else {
-        registry
-            .with(layer.with_filter(env_filter).with_filter(cap))
-            .try_init()
+        registry.with(layer.with_filter(filter)).try_init()
     };
+}
+
+/// Writes the queued lines and stops the writer thread; later lines are
+/// dropped. Call right before the process exits.
+pub fn flush() {
+    let guard = WRITER.lock().ok().and_then(|mut slot| slot.take());
+    drop(guard);
 }
 
 #[cfg(test)]

@@ -184,6 +184,7 @@ fn refresh_policy(cfg: &Config) -> RefreshPolicy {
         window: cfg.session.refresh_before_expiry,
         wait_limit: refresh_wait(cfg),
         min_interval: cfg.session.min_refresh_interval,
+        max_in_flight: cfg.docusign.max_refreshes_in_flight,
     }
 }
 
@@ -368,7 +369,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, downstream: &mut Downstream, e: Option<&Error>, ctx: &mut RequestCtx) {
-        respond::log_request(downstream, e, ctx);
+        respond::log_request(downstream, e, ctx, self.auth.cfg.log.access);
         crate::web::conns::request_ended(downstream);
     }
 

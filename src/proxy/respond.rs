@@ -49,17 +49,12 @@ pub fn failure_reply(e: &Error, ctx: &mut RequestCtx) -> (u16, Option<Reply>) {
     (code, Some(Reply::error(code, error, message)))
 }
 
-/// The access log line and the request counter.
-pub fn log_request(downstream: &Downstream, e: Option<&Error>, ctx: &RequestCtx) {
-    let req = downstream.req_header();
+/// The request counter, and the access log line (`[log] access`; target
+/// `docusign_gateway::access`, at `info`).
+pub fn log_request(downstream: &Downstream, e: Option<&Error>, ctx: &RequestCtx, access: bool) {
     let status = downstream
         .response_written()
         .map_or(0, |r| r.status.as_u16());
-    let forwarding = ctx.forwarding.as_ref();
-    let session = forwarding
-        .map(|f| log_id(&f.session.id))
-        .unwrap_or_default();
-    let upstream = forwarding.map_or("-", |f| f.upstream.host.authority.as_str());
     let class = match ctx.route {
         Route::Api if ctx.upstream_sent.is_some() => RequestClass::Proxied,
         Route::Api | Route::NotFound => RequestClass::Rejected,
@@ -67,7 +62,17 @@ pub fn log_request(downstream: &Downstream, e: Option<&Error>, ctx: &RequestCtx)
         _ => RequestClass::Auth,
     };
     metrics().request(class, status_label(status));
+    if !access {
+        return;
+    }
+    let req = downstream.req_header();
+    let forwarding = ctx.forwarding.as_ref();
+    let session = forwarding
+        .map(|f| log_id(&f.session.id))
+        .unwrap_or_default();
+    let upstream = forwarding.map_or("-", |f| f.upstream.host.authority.as_str());
     info!(
+        target: "docusign_gateway::access",
         method = %req.method,
         path = %req.uri.path(),
         status,

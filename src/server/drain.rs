@@ -44,6 +44,7 @@ fn wait_then_exit(conns: &Conns) {
         }
         if idle_checks >= 2 {
             tracing::info!("graceful shutdown: no request in flight, exiting");
+            crate::ops::logging::flush();
             std::process::exit(0);
         }
         std::thread::sleep(POLL);

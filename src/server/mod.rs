@@ -12,7 +12,7 @@ pub use upgrade_dir::{check_upgrade_dir, prepare_upgrade_dir};
 use std::sync::Arc;
 
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::Server;
+use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
 
 use crate::web::conns::{ConnLimits, Conns};
@@ -113,5 +113,8 @@ pub fn run(cfg: Config, upgrade: bool) -> Result<(), ServerError> {
         session_store,
         "docusign-gateway starting"
     );
-    server.run_forever()
+    // `run_forever`, with the log queue written out before the exit.
+    server.run(RunArgs::default());
+    crate::ops::logging::flush();
+    std::process::exit(0)
 }
