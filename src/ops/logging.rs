@@ -4,8 +4,8 @@
 //! at debug and trace, pingora and the HTTP clients print whole request
 //! headers, which carry cookies, authorization codes and bearer tokens.
 //!
-//! Lines leave the request path at once: workers hand them to a bounded
-//! queue ([`LOG_QUEUE_LINES`]) that one thread writes to stderr. A full queue
+//! Lines leave the request path at once: workers append them to a bounded
+//! queue (`log_queue`) that one thread writes to stderr. A full queue
 //! (stderr blocked) drops lines, counted by `dsgw_log_lines_dropped`, rather
 //! than stall requests. ANSI colours only when stderr is a terminal.
 
@@ -13,18 +13,15 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use tracing::Level;
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
 use crate::config::LogFormat;
+use crate::ops::log_queue::{LogQueue, LOG_BUFFER_BYTES};
 use crate::ops::metrics::{metrics, register_live_gauge};
 use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt, LevelFilter};
 use tracing_subscriber::prelude::*;
 
-/// Log lines waiting for the writer thread, at most.
-pub const LOG_QUEUE_LINES: usize = 65_536;
-
-/// The writer thread's handle: dropping it writes what is queued.
-static WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
+/// The writer thread, until [`flush`].
+static WRITER: Mutex<Option<LogQueue>> = Mutex::new(None);
 
 /// True for events that may be written: the gateway's own at any level,
 /// anything else at `info` or above.
@@ -72,20 +69,19 @@ pub fn init(format: LogFormat, level: &str) {
     let env_filter = from_env
         .or_else(|| EnvFilter::try_new(level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
-    let cap = filter_fn(|meta| allowed(meta.target(), meta.level()));
-    let (writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(LOG_QUEUE_LINES)
-        .lossy(true)
-        .thread_name("dsgw-log")
-        .finish(std::io::stderr());
-    let dropped = writer.error_counter();
+    // Its hint says "any level" (the gateway's own lines may be at trace),
+    // so the combined hint below is the configured level's.
+    let cap = filter_fn(|meta| allowed(meta.target(), meta.level()))
+        .with_max_level_hint(LevelFilter::TRACE);
+    let (queue, writer) = LogQueue::start(std::io::stderr(), LOG_BUFFER_BYTES);
+    let counter = writer.clone();
     register_live_gauge(
         "dsgw_log_lines_dropped",
         "Log lines dropped because the log queue was full",
-        move || dropped.dropped_lines() as i64,
+        move || counter.dropped() as i64,
     );
     if let Ok(mut slot) = WRITER.lock() {
-        *slot = Some(guard);
+        *slot = Some(queue);
     }
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(writer)
@@ -103,18 +99,43 @@ pub fn init(format: LogFormat, level: &str) {
     } else {
         registry.with(layer.with_filter(filter)).try_init()
     };
+    // `try_init` lets every `log` record through to tracing; pingora writes
+    // many at debug. Stop them at the source, above the level in use.
+    log::set_max_level(log_level(LevelFilter::current()));
 }
 
-/// Writes the queued lines and stops the writer thread; later lines are
-/// dropped. Call right before the process exits.
+/// `log`'s level filter for tracing's.
+fn log_level(level: LevelFilter) -> log::LevelFilter {
+    match level.into_level() {
+        None => log::LevelFilter::Off,
+        Some(Level::ERROR) => log::LevelFilter::Error,
+        Some(Level::WARN) => log::LevelFilter::Warn,
+        Some(Level::INFO) => log::LevelFilter::Info,
+        Some(Level::DEBUG) => log::LevelFilter::Debug,
+        Some(Level::TRACE) => log::LevelFilter::Trace,
+    }
+}
+
+/// Writes the queued lines and stops the writer thread. Call right before
+/// the process exits.
 pub fn flush() {
-    let guard = WRITER.lock().ok().and_then(|mut slot| slot.take());
-    drop(guard);
+    let queue = WRITER.lock().ok().and_then(|mut slot| slot.take());
+    if let Some(queue) = queue {
+        queue.finish();
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_levels_follow_tracing_levels() {
+        assert_eq!(log_level(LevelFilter::INFO), log::LevelFilter::Info);
+        assert_eq!(log_level(LevelFilter::ERROR), log::LevelFilter::Error);
+        assert_eq!(log_level(LevelFilter::OFF), log::LevelFilter::Off);
+        assert_eq!(log_level(LevelFilter::TRACE), log::LevelFilter::Trace);
+    }
 
     #[test]
     fn dependencies_are_capped_at_info() {

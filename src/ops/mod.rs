@@ -1,4 +1,5 @@
 //! Operations: Prometheus metrics and logging.
 
+pub mod log_queue;
 pub mod logging;
 pub mod metrics;
