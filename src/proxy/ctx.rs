@@ -13,7 +13,7 @@ use crate::web::reply::Reply;
 #[derive(Debug, Clone)]
 pub struct Upstream {
     pub addr: SocketAddr,
-    pub host: ApiHost,
+    pub host: Arc<ApiHost>,
 }
 
 /// The one replay after DocuSign answered 401.

@@ -41,9 +41,14 @@ pub fn rewrite(req: &mut RequestHeader, f: &Forwarding, cookies: &CookieCodec) -
         }
     }
     // Always origin-form (an absolute-form request target names no other
-    // host upstream), under the base_uri's path if it has one.
-    let uri = router::upstream_target(&host.path_prefix, &req.uri)
-        .ok_or_else(|| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
-    req.set_uri(uri);
+    // host upstream), under the base_uri's path if it has one. A target
+    // that already is one (the common case) is sent as it came.
+    // (pingora sends the request target as it arrived: look at those bytes.)
+    let origin_form = req.raw_path().first() == Some(&b'/');
+    if !(origin_form && host.path_prefix.is_empty()) {
+        let uri = router::upstream_target(&host.path_prefix, &req.uri)
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
+        req.set_uri(uri);
+    }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! immutable once built: a refresh makes a new `Session` with the next
 //! generation ([`Session::with_tokens`]), which the store swaps in whole.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use http::HeaderValue;
 use serde::{Deserialize, Serialize};
@@ -28,8 +28,9 @@ pub struct Account {
     pub account_name: String,
     pub base_uri: String,
     pub is_default: bool,
-    /// Where requests for this account go, or why none may go anywhere.
-    pub api_host: Result<ApiHost, HostRefused>,
+    /// Where requests for this account go, or why none may go anywhere
+    /// (shared: every forwarded request names it).
+    pub api_host: Result<Arc<ApiHost>, HostRefused>,
 }
 
 /// The current DocuSign tokens of a session.
@@ -99,7 +100,7 @@ impl Session {
             .accounts
             .into_iter()
             .map(|a| Account {
-                api_host: policy.check(&a.base_uri),
+                api_host: policy.check(&a.base_uri).map(Arc::new),
                 account_id: a.account_id,
                 account_name: a.account_name,
                 base_uri: a.base_uri,
