@@ -14,9 +14,18 @@ use pingora::http::ResponseHeader;
 
 use crate::config::SessionConfig;
 use crate::crypto::keys;
+use crate::util::time::now_millis;
+use crate::util::ttl_map::TtlMap;
 
 /// Sealed values longer than this are not even decrypted.
 const MAX_COOKIE_VALUE: usize = 3072;
+/// Session cookies that opened, kept with the session id they hold so that a
+/// browser's next request costs a map lookup instead of parsing and
+/// decrypting: at most this many, each for [`OPENED_TTL`]. Only values that
+/// decrypted under the key enter (the session itself is still looked up
+/// and checked in the store on every request).
+pub const OPENED_SESSION_COOKIES: usize = 10_000;
+const OPENED_TTL: Duration = Duration::from_secs(3600);
 
 /// Prefix of the cookie names when `secure_cookie` is on.
 pub const HOST_PREFIX: &str = "__Host-";
@@ -26,6 +35,8 @@ pub struct CookieCodec {
     session_name: String,
     login_name: String,
     secure: bool,
+    /// Sealed session cookie value -> the session id it holds.
+    opened: TtlMap<String, String>,
 }
 
 impl CookieCodec {
@@ -40,6 +51,7 @@ impl CookieCodec {
             session_name: name(&cfg.cookie_name),
             login_name: name(&cfg.login_cookie_name),
             secure: cfg.secure_cookie,
+            opened: TtlMap::new(OPENED_SESSION_COOKIES),
         }
     }
 
@@ -50,10 +62,17 @@ impl CookieCodec {
 
     /// The session id carried by a `Cookie` header, if one is there and valid.
     pub fn session_from(&self, cookie_header: Option<impl AsRef<str>>) -> Option<String> {
-        self.open(
-            cookie_header.as_ref().map(AsRef::as_ref),
-            &self.session_name,
-        )
+        let header = cookie_header.as_ref().map(AsRef::as_ref)?;
+        let now_ms = now_millis();
+        for value in raw_values(header, &self.session_name) {
+            if let Some(id) = self.opened.get(value, now_ms) {
+                return Some(id);
+            }
+        }
+        let (sealed, id) = self.open_sealed(Some(header), &self.session_name)?;
+        let until = now_ms.saturating_add(OPENED_TTL.as_millis() as u64);
+        self.opened.insert(sealed, id.clone(), until, now_ms);
+        Some(id)
     }
 
     /// The login binding carried by a `Cookie` header, if valid.
@@ -136,15 +155,22 @@ impl CookieCodec {
     }
 
     fn open(&self, header: Option<&str>, name: &str) -> Option<String> {
+        self.open_sealed(header, name).map(|(_, plain)| plain)
+    }
+
+    /// The first cookie `name` that decrypts: its sealed value and its
+    /// plaintext.
+    fn open_sealed(&self, header: Option<&str>, name: &str) -> Option<(String, String)> {
         let header = header?;
         for parsed in Cookie::split_parse(header.to_string()).flatten() {
             if parsed.name() != name || parsed.value().len() > MAX_COOKIE_VALUE {
                 continue;
             }
+            let sealed = parsed.value().to_string();
             let mut jar = CookieJar::new();
             jar.add_original(parsed.into_owned());
             if let Some(c) = jar.private(&self.key).get(name) {
-                return Some(c.value().to_string());
+                return Some((sealed, c.value().to_string()));
             }
         }
         None
@@ -178,6 +204,16 @@ impl CookieCodec {
             .build()
             .to_string()
     }
+}
+
+/// The values of cookie `name` in a `Cookie` header, as written (for the
+/// cache of opened cookies only: a value found there decrypted before).
+fn raw_values<'h>(header: &'h str, name: &'h str) -> impl Iterator<Item = &'h str> + 'h {
+    header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(move |(n, _)| *n == name)
+        .map(|(_, value)| value)
 }
 
 #[cfg(test)]
@@ -225,6 +261,26 @@ mod tests {
         assert_eq!(c.session_from(Some(&header)).as_deref(), Some("sid-123"));
         // The login cookie is a different name: the session value does not open as it.
         assert_eq!(c.login_from(Some(&header)), None);
+    }
+
+    #[test]
+    fn opened_session_cookies_are_cached_and_only_those() {
+        let c = codec("0123456789abcdef0123456789abcdef");
+        let good = header_from(&c.set_session("sid-7", Duration::from_secs(60)));
+        assert_eq!(c.session_from(Some(&good)).as_deref(), Some("sid-7"));
+        assert_eq!(c.opened.len(), 1);
+        let header = format!("a=1; {good}; b=2");
+        assert_eq!(c.session_from(Some(&header)).as_deref(), Some("sid-7"));
+        assert_eq!(c.opened.len(), 1, "the second answer came from the cache");
+        // A forged value next to nothing valid opens nothing and is not kept.
+        assert_eq!(c.session_from(Some("dsgw_session=Zm9yZ2Vk")), None);
+        assert_eq!(c.opened.len(), 1);
+        // The same value under another name is not the session cookie.
+        let renamed = good.replacen("dsgw_session=", "other=", 1);
+        assert_eq!(c.session_from(Some(&renamed)), None);
+        // A forged cookie first, the real one second: the real one counts.
+        let both = format!("dsgw_session=Zm9yZ2Vk; {good}");
+        assert_eq!(c.session_from(Some(&both)).as_deref(), Some("sid-7"));
     }
 
     #[test]

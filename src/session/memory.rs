@@ -59,7 +59,11 @@ impl MemoryStore {
             });
         }
         let ids = index.by_user.entry(user.to_string()).or_default();
-        ids.retain(|id| self.sessions.contains_key(id.as_str(), now_ms));
+        // Forget ended sessions only when the user is at the bound: a check
+        // per login would cost O(sessions of the user).
+        if ids.len() >= self.max_per_user {
+            ids.retain(|id| self.sessions.contains_key(id.as_str(), now_ms));
+        }
         let mut evicted = Vec::new();
         while ids.len() >= self.max_per_user {
             evicted.extend(ids.pop_front());
@@ -175,6 +179,16 @@ mod tests {
         assert_eq!(kept.len(), 2, "mallory keeps only the newest two");
         assert_eq!(kept[1].id, mallory[49].id);
         assert_eq!(store.len(), 3);
+        // An ended session does not count against its user's bound.
+        let first = store.insert(of("ada")).await.unwrap();
+        let second = store.insert(of("ada")).await.unwrap();
+        store.remove(&first.id).await.unwrap();
+        let third = store.insert(of("ada")).await.unwrap();
+        assert!(
+            store.get(&second.id).await.unwrap().is_some(),
+            "still one of two"
+        );
+        assert!(store.get(&third.id).await.unwrap().is_some());
     }
 
     #[tokio::test]

@@ -337,6 +337,13 @@ impl FakeDocuSign {
         self.shared().lock().fixed_access_token = token.map(str::to_string);
     }
 
+    /// Starts `max_concurrent_token_requests` over from the requests in
+    /// progress now (to measure one phase of a benchmark).
+    pub fn reset_max_concurrent_token_requests(&self) {
+        let mut state = self.shared().lock();
+        state.stats.max_concurrent_token_requests = state.token_in_flight;
+    }
+
     pub fn set_is_default_as_string(&self, yes: bool) {
         self.shared().lock().is_default_as_string = yes;
     }
