@@ -96,6 +96,8 @@ async fn main() {
     let login_secs = started.elapsed().as_secs_f64();
     // Every token is inside the refresh window 2 s after it was issued.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // Refreshed tokens live DocuSign's 8 hours: far outside the window.
+    fake.set_access_token_ttl(fake_docusign::DEFAULT_ACCESS_TOKEN_TTL);
     fake.set_token_endpoint(TokenEndpointMode::Delay(Duration::from_millis(
         a.token_delay_ms,
     )));
