@@ -8,6 +8,12 @@
 //! --max-in-flight 32 --token-delay-ms 20 --threads 2]`; under `cargo test`
 //! a small storm with the same checks.
 //!
+//! With `--redis-url redis://127.0.0.1:PORT` (a scratch `redis-server`) the
+//! sessions live in Redis and `--instances` gateways (default 2) share it:
+//! every session's request goes to every instance at the same moment, so
+//! the instances race for each refresh and the Redis lease must leave
+//! exactly one grant per session.
+//!
 //! The fake DocuSign issues access tokens that live `WINDOW + 2` seconds and
 //! the gateway refreshes `WINDOW` seconds before expiry, so 2 s after the
 //! last login every token is inside the window; no request is made before
@@ -31,6 +37,8 @@ struct Args {
     token_delay_ms: u64,
     threads: usize,
     bench: bool,
+    redis_url: Option<String>,
+    instances: usize,
 }
 
 fn args() -> Args {
@@ -43,7 +51,15 @@ fn args() -> Args {
             .and_then(|v| v.parse().ok())
             .unwrap_or(if bench { bench_default } else { test_default })
     };
+    let redis_url = all
+        .iter()
+        .position(|a| a == "--redis-url")
+        .and_then(|i| all.get(i + 1))
+        .cloned();
+    let instances = if redis_url.is_some() { 2 } else { 1 };
     Args {
+        instances: get("--instances", instances, instances).max(1) as usize,
+        redis_url,
         sessions: get("--sessions", 10_000, 40) as usize,
         clients: get("--clients", 256, 16) as usize,
         max_in_flight: get("--max-in-flight", 32, 3) as usize,
@@ -56,10 +72,17 @@ fn args() -> Args {
 #[tokio::main]
 async fn main() {
     let a = args();
-    let port = support::free_port();
-    let public = format!("http://127.0.0.1:{port}");
+    let ports: Vec<u16> = (0..a.instances).map(|_| support::free_port()).collect();
+    let publics: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let public = publics[0].clone();
     let mut cfg = FakeConfig::demo_defaults();
-    cfg.redirect_uris = vec![format!("{public}/auth/docusign/callback")];
+    cfg.redirect_uris = publics
+        .iter()
+        .map(|p| format!("{p}/auth/docusign/callback"))
+        .collect();
     cfg.access_token_ttl = Duration::from_secs(WINDOW + 2);
     let fake = FakeDocuSign::start(cfg).await.expect("fake DocuSign");
     fake.set_rate_limits(
@@ -69,21 +92,35 @@ async fn main() {
             burst: u64::MAX,
         },
     );
-    let config = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public}\"\nthreads = {}\n\
-         [docusign]\nauth_server = \"{}\"\nclient_id = \"demo-integration-key\"\n\
-         allowed_api_hosts = [\"{}\"]\nallow_plain_http = true\nmax_refreshes_in_flight = {}\n\
-         [session]\nsecure_cookie = false\nrefresh_before_expiry_secs = {WINDOW}\n\
-         max_sessions = {}\nmax_sessions_per_user = {}\n\
-         [log]\nlevel = \"warn\"\naccess = false\n",
-        a.threads,
-        fake.account_server_url(),
-        fake.rest_host_url(0).trim_start_matches("http://"),
-        a.max_in_flight,
-        a.sessions.max(1000),
-        a.sessions.max(1000),
-    );
-    let gateway = support::GatewayProcess::start("storm", port, &config, &[], None).await;
+    let redis_env;
+    let env: &[(&str, &str)] = match &a.redis_url {
+        Some(url) => {
+            redis_env = [
+                ("DSGW_SESSION_STORE", "redis"),
+                ("DSGW_REDIS_URL", url.as_str()),
+            ];
+            &redis_env
+        }
+        None => &[],
+    };
+    let mut gateways = Vec::new();
+    for (port, public) in ports.iter().zip(&publics) {
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public}\"\nthreads = {}\n\
+             [docusign]\nauth_server = \"{}\"\nclient_id = \"demo-integration-key\"\n\
+             allowed_api_hosts = [\"{}\"]\nallow_plain_http = true\nmax_refreshes_in_flight = {}\n\
+             [session]\nsecure_cookie = false\nrefresh_before_expiry_secs = {WINDOW}\n\
+             max_sessions = {}\nmax_sessions_per_user = {}\n\
+             [log]\nlevel = \"warn\"\naccess = false\n",
+            a.threads,
+            fake.account_server_url(),
+            fake.rest_host_url(0).trim_start_matches("http://"),
+            a.max_in_flight,
+            a.sessions.max(1000),
+            a.sessions.max(1000),
+        );
+        gateways.push(support::GatewayProcess::start("storm", *port, &config, env, None).await);
+    }
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(60))
@@ -105,9 +142,12 @@ async fn main() {
     let grants_before = fake.stats().token_refresh;
 
     let account = fake.config().users[0].accounts[0].account_id.clone();
-    let url = format!("{public}/restapi/v2.1/accounts/{account}");
+    let urls: Vec<String> = publics
+        .iter()
+        .map(|p| format!("{p}/restapi/v2.1/accounts/{account}"))
+        .collect();
     let storm = Instant::now();
-    let (latencies, failures) = pass(&client, &url, &cookies, a.clients).await;
+    let (latencies, failures) = pass(&client, &urls, &cookies, a.clients).await;
     let drain = storm.elapsed();
     let stats = fake.stats();
     let grants = stats.token_refresh - grants_before;
@@ -115,7 +155,7 @@ async fn main() {
 
     // Every session is fresh now: another pass causes no grant.
     fake.set_token_endpoint(TokenEndpointMode::Normal);
-    let (_, failures_after) = pass(&client, &url, &cookies, a.clients).await;
+    let (_, failures_after) = pass(&client, &urls, &cookies, a.clients).await;
     let grants_after = fake.stats().token_refresh - grants_before - grants;
 
     let pct = |p: f64| {
@@ -127,18 +167,25 @@ async fn main() {
     if a.bench {
         println!(
             "refresh storm: {} sessions (logged in in {login_secs:.0} s), {} clients, \
-             server.threads = {}, max_refreshes_in_flight = {}, token endpoint delay {} ms",
-            a.sessions, a.clients, a.threads, a.max_in_flight, a.token_delay_ms
+             {} instance(s) ({} store), server.threads = {}, max_refreshes_in_flight = {}, \
+             token endpoint delay {} ms",
+            a.sessions,
+            a.clients,
+            a.instances,
+            if a.redis_url.is_some() { "Redis" } else { "memory" },
+            a.threads,
+            a.max_in_flight,
+            a.token_delay_ms
         );
         println!(
             "  refresh grants {grants} (then {grants_after} on a second pass), at most {most} at once, \
              failed requests {failures} (then {failures_after}), drained in {:.2} s; \
-             latency p50 {:?}, p99 {:?}, max {:?}; gateway RSS {} KiB",
+             latency p50 {:?}, p99 {:?}, max {:?}; gateway RSS {:?} KiB",
             drain.as_secs_f64(),
             pct(0.5),
             pct(0.99),
             latencies.last().copied().unwrap_or_default(),
-            gateway.rss_kib()
+            gateways.iter().map(|g| g.rss_kib()).collect::<Vec<_>>()
         );
     }
     assert_eq!(failures, 0, "no request fails during the storm");
@@ -149,33 +196,41 @@ async fn main() {
     );
     assert_eq!(grants_after, 0, "refreshed sessions need no other grant");
     assert!(
-        most as usize <= a.max_in_flight,
-        "at most max_refreshes_in_flight grants at once: {most}"
+        most as usize <= a.max_in_flight * a.instances,
+        "at most max_refreshes_in_flight grants at once per instance: {most}"
     );
 }
 
-/// One request per session, `clients` at a time: sorted latencies of the
-/// 200s, and how many answers were not 200.
+/// For every session, one request to each instance at the same moment,
+/// `clients` sessions at a time: sorted latencies of the 200s, and how many
+/// answers were not 200.
 async fn pass(
     client: &reqwest::Client,
-    url: &str,
+    urls: &[String],
     cookies: &Arc<Vec<String>>,
     clients: usize,
 ) -> (Vec<Duration>, usize) {
     let mut tasks = Vec::new();
     for k in 0..clients.max(1) {
-        let (client, url, cookies) = (client.clone(), url.to_string(), cookies.clone());
+        let (client, urls, cookies) = (client.clone(), urls.to_vec(), cookies.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failures = 0;
             for cookie in cookies.iter().skip(k).step_by(clients.max(1)) {
                 let t = Instant::now();
-                match client.get(&url).header("Cookie", cookie).send().await {
-                    Ok(r) if r.status() == 200 => {
-                        let _ = r.bytes().await;
-                        latencies.push(t.elapsed());
+                let answers = futures_util::future::join_all(
+                    urls.iter()
+                        .map(|url| client.get(url).header("Cookie", cookie).send()),
+                )
+                .await;
+                for answer in answers {
+                    match answer {
+                        Ok(r) if r.status() == 200 => {
+                            let _ = r.bytes().await;
+                            latencies.push(t.elapsed());
+                        }
+                        _ => failures += 1,
                     }
-                    _ => failures += 1,
                 }
             }
             (latencies, failures)
