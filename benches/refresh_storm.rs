@@ -172,7 +172,11 @@ async fn main() {
             a.sessions,
             a.clients,
             a.instances,
-            if a.redis_url.is_some() { "Redis" } else { "memory" },
+            if a.redis_url.is_some() {
+                "Redis"
+            } else {
+                "memory"
+            },
             a.threads,
             a.max_in_flight,
             a.token_delay_ms
