@@ -1,6 +1,7 @@
 //! Micro-benchmarks of what every forwarded request pays for: reading the
-//! session cookie, verifying a gateway token, routing, and the return_to
-//! check. `cargo bench --bench hot_path` prints nanoseconds per operation;
+//! session cookie, verifying a gateway token (each the first time, and
+//! again: both are remembered once they check out), routing, and the
+//! return_to check. `cargo bench --bench hot_path` prints nanoseconds per operation;
 //! under `cargo test` each runs a few iterations as a smoke test.
 
 use std::hint::black_box;
@@ -8,9 +9,16 @@ use std::time::{Duration, Instant};
 
 use docusign_gateway::auth::return_to;
 use docusign_gateway::config::Config;
-use docusign_gateway::crypto::api_token::ApiTokens;
-use docusign_gateway::crypto::cookies::CookieCodec;
+use docusign_gateway::config::LogFormat;
+use docusign_gateway::crypto::api_token::{ApiTokens, VERIFIED_TOKENS_CACHED};
+use docusign_gateway::crypto::cookies::{CookieCodec, OPENED_SESSION_COOKIES};
+use docusign_gateway::ops::access_log::{self, AccessLine};
+use docusign_gateway::ops::log_queue::{LogQueue, LOG_BUFFER_BYTES};
+use docusign_gateway::ops::logging;
 use docusign_gateway::proxy::router;
+use docusign_gateway::util::ids::log_id;
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt, LevelFilter};
+use tracing_subscriber::prelude::*;
 
 const CONFIG: &str = r#"
 [docusign]
@@ -52,15 +60,40 @@ fn main() {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let (jwt, _) = tokens.mint("user", "sid", now, now + 3600);
+    // Twice as many distinct values as are remembered, used in turn: every
+    // use is a first sight (the oldest is forgotten first).
+    let distinct = if bench {
+        2 * VERIFIED_TOKENS_CACHED.max(OPENED_SESSION_COOKIES)
+    } else {
+        4
+    };
+    let jwts: Vec<String> = (0..distinct)
+        .map(|i| tokens.mint("user", &format!("sid-{i}"), now, now + 3600).0)
+        .collect();
+    let headers: Vec<String> = (0..distinct)
+        .map(|i| {
+            let set = cookies.set_session(&format!("session-{i:039}"), cfg.session.ttl);
+            format!("app=1; {}; other=2", set.split(';').next().unwrap_or(""))
+        })
+        .collect();
     let path = "/restapi/v2.1/accounts/a4ec37d6-04a4-4c8c-9f2a-6b3f1c2d3e4f/envelopes";
 
-    measure("session cookie: decrypt", bench, || {
+    let mut n = 0;
+    measure("session cookie: first sight (decrypt)", bench, || {
+        n += 1;
+        black_box(cookies.session_from(Some(black_box(&headers[n % distinct]))));
+    });
+    measure("session cookie: seen before", bench, || {
         black_box(cookies.session_from(Some(black_box(&header))));
     });
     measure("session cookie: strip before forwarding", bench, || {
         black_box(cookies.strip_own(black_box(&header)));
     });
-    measure("gateway token: verify", bench, || {
+    measure("gateway token: first sight (verify)", bench, || {
+        n += 1;
+        black_box(tokens.verify(black_box(&jwts[n % distinct])));
+    });
+    measure("gateway token: seen before", bench, || {
         black_box(tokens.verify(black_box(&jwt)));
     });
     measure("route + path grammar", bench, || {
@@ -71,5 +104,55 @@ fn main() {
         black_box(return_to::sanitize(Some(black_box(
             "/restapi/v2.1/accounts?x=%2F",
         ))));
+    });
+    access_lines(bench);
+}
+
+/// The access line into the log queue (written out to nowhere), as a
+/// generic `tracing` event and through `access_log::write`, with the
+/// subscriber the gateway installs (text lines, level `info`).
+fn access_lines(bench: bool) {
+    let (_queue, writer) = LogQueue::start(std::io::sink(), LOG_BUFFER_BYTES);
+    let cap = filter_fn(|meta| logging::allowed(meta.target(), meta.level()))
+        .with_max_level_hint(LevelFilter::TRACE);
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(writer.clone())
+        .with_ansi(false)
+        .with_filter(EnvFilter::new("info").and(cap));
+    if tracing_subscriber::registry()
+        .with(layer)
+        .try_init()
+        .is_err()
+    {
+        return;
+    }
+    access_log::install(writer, LogFormat::Text);
+    let session = log_id("0123456789abcdef0123456789abcdef0123456789a");
+    let path = "/restapi/v2.1/accounts/a4ec37d6-04a4-4c8c-9f2a-6b3f1c2d3e4f";
+    measure("access line: generic tracing event", bench, || {
+        tracing::info!(
+            target: access_log::TARGET,
+            method = %black_box("GET"),
+            path = %black_box(path),
+            status = 200u16,
+            class = "proxied",
+            upstream = "demo.docusign.net",
+            session = %session,
+            duration_ms = 3u64,
+            error = "",
+            "request"
+        );
+    });
+    measure("access line: access_log::write", bench, || {
+        access_log::write(&AccessLine {
+            method: black_box("GET"),
+            path: black_box(path),
+            status: 200,
+            class: "proxied",
+            upstream: "demo.docusign.net",
+            session,
+            duration_ms: 3,
+            error: "",
+        });
     });
 }

@@ -8,7 +8,6 @@ use tracing::{info, warn};
 
 use super::{cross_site, pages, store_unavailable, Auth, Caller};
 use crate::crypto::api_token::SERVICE_SID_PREFIX;
-use crate::util::ids::log_id;
 use crate::util::paths::SESSION_PATH;
 use crate::web::reply::Reply;
 use crate::web::request::wants_html;
@@ -73,7 +72,7 @@ pub async fn mint_token(gw: &Auth, req: &RequestHeader) -> Reply {
         gw.clock.now_unix(),
         session.expires_at,
     );
-    info!(session = %log_id(&session.id), expires_at, "gateway token minted");
+    info!(session = %session.log_id(), expires_at, "gateway token minted");
     Reply::json(
         200,
         &json!({ "token": token, "token_type": "Bearer", "expires_at": expires_at }),
@@ -92,10 +91,10 @@ pub async fn logout(gw: &Auth, req: &RequestHeader) -> Reply {
     match gw.caller(req).await {
         Caller::Session(session) => {
             if let Err(e) = gw.sessions.remove(&session.id).await {
-                warn!(session = %log_id(&session.id), error = %e, "logout not stored");
+                warn!(session = %session.log_id(), error = %e, "logout not stored");
                 return store_unavailable();
             }
-            info!(session = %log_id(&session.id), "logout");
+            info!(session = %session.log_id(), "logout");
         }
         Caller::StoreUnavailable => return store_unavailable(),
         Caller::CrossSite => return cross_site(),

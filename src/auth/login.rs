@@ -166,7 +166,7 @@ async fn complete(
         }
     }
     metrics().logins_completed.inc();
-    info!(session = %log_id(&session.id), accounts = session.accounts.len(), "login completed");
+    info!(session = %session.log_id(), accounts = session.accounts.len(), "login completed");
     Reply::redirect(&pending.return_to)
         .header("Set-Cookie", gw.cookies.set_session(&session.id, lifetime))
         .header("Set-Cookie", login_cookie)

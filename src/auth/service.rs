@@ -182,9 +182,7 @@ impl Services {
         metrics().service_minted(&cfg.name, MintOutcome::Ok);
         info!(service = %cfg.name, outcome = "ok", "service token minted");
         let ttl = tokens.expires_at.saturating_sub(now);
-        let mut session = Session::new(info, tokens, &self.policy, ttl, now);
-        session.id = service_sid(&cfg.name);
-        Ok(session)
+        Ok(Session::new(info, tokens, &self.policy, ttl, now).renamed(service_sid(&cfg.name)))
     }
 
     /// A failed grant: counted, logged once until a grant succeeds (never

@@ -102,16 +102,23 @@ fn write_out(shared: &Shared, mut out: impl Write) {
     }
 }
 
-impl Write for QueueWriter {
-    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+impl QueueWriter {
+    /// Appends one whole line, or drops and counts it if it does not fit.
+    pub fn push(&self, line: &[u8]) {
         let Ok(mut waiting) = self.0.waiting.lock() else {
-            return Ok(line.len());
+            return;
         };
         if waiting.len() + line.len() > self.0.limit {
             self.0.dropped.fetch_add(1, Ordering::Relaxed);
         } else {
             waiting.extend_from_slice(line);
         }
+    }
+}
+
+impl Write for QueueWriter {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        self.push(line);
         Ok(line.len())
     }
 

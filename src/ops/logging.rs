@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use tracing::Level;
 
 use crate::config::LogFormat;
+use crate::ops::access_log;
 use crate::ops::log_queue::{LogQueue, LOG_BUFFER_BYTES};
 use crate::ops::metrics::{metrics, register_live_gauge};
 use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt, LevelFilter};
@@ -83,9 +84,14 @@ pub fn init(format: LogFormat, level: &str) {
     if let Ok(mut slot) = WRITER.lock() {
         *slot = Some(queue);
     }
+    let ansi = std::io::stderr().is_terminal();
+    if !ansi {
+        // Access lines skip the generic formatter (same layout, same queue).
+        access_log::install(writer.clone(), format);
+    }
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(writer)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(ansi);
     // Only errors reach the handshake counter: so the subscriber's level
     // hint stays the configured one, and `log` records below it (pingora's
     // debug lines) are discarded before they become events.

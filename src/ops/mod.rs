@@ -1,5 +1,6 @@
 //! Operations: Prometheus metrics and logging.
 
+pub mod access_log;
 pub mod log_queue;
 pub mod logging;
 pub mod metrics;

@@ -12,7 +12,6 @@ use super::Gateway;
 use crate::ops::metrics::{metrics, Label, RateLimitReason};
 use crate::session::ratelimit::{CallCount, RateHeaders};
 use crate::session::{Account, Session};
-use crate::util::ids::log_id;
 use crate::web::reply::Reply;
 
 impl Gateway {
@@ -50,7 +49,7 @@ impl Gateway {
                 Err(rate_limited(reason, now + retry_after_secs, now))
             }
             Err(e) => {
-                warn!(session = %log_id(&session.id), error = %e, "session call count unavailable; call forwarded");
+                warn!(session = %session.log_id(), error = %e, "session call count unavailable; call forwarded");
                 Ok(())
             }
         }

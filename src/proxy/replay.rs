@@ -11,7 +11,6 @@ use crate::crypto::api_token::SERVICE_SID_PREFIX;
 use crate::ops::metrics::metrics;
 use crate::session::refresh::Freshness;
 use crate::session::Session;
-use crate::util::ids::log_id;
 use crate::web::reply::Reply;
 
 impl Gateway {
@@ -50,7 +49,7 @@ impl Gateway {
                 forwarding.session = session;
                 ctx.replay = Replay::Pending;
                 metrics().replays.inc();
-                info!(session = %log_id(&used.id), "replaying after DocuSign answered 401");
+                info!(session = %used.log_id(), "replaying after DocuSign answered 401");
                 let mut e = Error::explain(
                     ErrorType::Custom("docusign_401"),
                     "replay with refreshed token",

@@ -3,12 +3,11 @@
 
 use pingora::proxy::Session as Downstream;
 use pingora::{Error, ErrorSource, ErrorType};
-use tracing::info;
 
 use super::ctx::{Replay, RequestCtx};
 use super::router::Route;
+use crate::ops::access_log::{self, AccessLine};
 use crate::ops::metrics::{metrics, Label, RequestClass};
-use crate::util::ids::log_id;
 use crate::web::reply::Reply;
 
 /// The status (0: none, the client is gone) and our reply for an error that
@@ -67,22 +66,16 @@ pub fn log_request(downstream: &Downstream, e: Option<&Error>, ctx: &RequestCtx,
     }
     let req = downstream.req_header();
     let forwarding = ctx.forwarding.as_ref();
-    let session = forwarding
-        .map(|f| log_id(&f.session.id))
-        .unwrap_or_default();
-    let upstream = forwarding.map_or("-", |f| f.upstream.host.authority.as_str());
-    info!(
-        target: "docusign_gateway::access",
-        method = %req.method,
-        path = %req.uri.path(),
+    access_log::write(&AccessLine {
+        method: req.method.as_str(),
+        path: req.uri.path(),
         status,
-        class = class.as_str(),
-        upstream,
-        session = %session,
-        duration_ms = ctx.started.elapsed().as_millis() as u64,
-        error = e.map(|e| e.etype().as_str()).unwrap_or(""),
-        "request"
-    );
+        class: class.as_str(),
+        upstream: forwarding.map_or("-", |f| f.upstream.host.authority.as_str()),
+        session: forwarding.map(|f| f.session.log_id()).unwrap_or_default(),
+        duration_ms: ctx.started.elapsed().as_millis() as u64,
+        error: e.map(|e| e.etype().as_str()).unwrap_or(""),
+    });
 }
 
 /// The status as a metric label, without allocating for common codes.

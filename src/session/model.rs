@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::docusign::api_host::{ApiHost, HostPolicy, HostRefused};
 use crate::docusign::{TokenSet, UserInfo};
-use crate::util::ids::random_id;
+use crate::util::ids::{log_id, random_id, LogId};
 
 /// The user, as `/oauth/userinfo` described them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +83,9 @@ pub struct Session {
     pub created_at: u64,
     pub expires_at: u64,
     pub tokens: Tokens,
+    /// [`Session::log_id`], computed at its first use (never stored).
+    #[serde(skip)]
+    log_name: OnceLock<LogId>,
 }
 
 impl Session {
@@ -120,6 +123,7 @@ impl Session {
             created_at: now,
             expires_at: now.saturating_add(ttl_secs),
             tokens: Tokens::new(tokens, 0, now),
+            log_name: OnceLock::new(),
         }
     }
 
@@ -133,6 +137,20 @@ impl Session {
             tokens: Tokens::new(set, self.tokens.generation + 1, now),
             ..self.clone()
         }
+    }
+
+    /// The same session under another id (a service's fixed one).
+    pub fn renamed(self, id: String) -> Session {
+        Session {
+            id,
+            log_name: OnceLock::new(),
+            ..self
+        }
+    }
+
+    /// The short hash that names this session in logs, computed once.
+    pub fn log_id(&self) -> LogId {
+        *self.log_name.get_or_init(|| log_id(&self.id))
     }
 
     /// The account named by a request path (GUIDs compare case-insensitively).

@@ -167,7 +167,7 @@ impl Refresher {
             match tokio::time::timeout(self.wait_limit, flight.lock.clone().lock_owned()).await {
                 Ok(guard) => guard,
                 Err(_) => {
-                    warn!(session = %log_id(&session.id), "gave up waiting for a token refresh");
+                    warn!(session = %session.log_id(), "gave up waiting for a token refresh");
                     let busy = Freshness::Unavailable {
                         retry_after_secs: 1,
                     };
@@ -179,7 +179,7 @@ impl Refresher {
             Ok(Some(current)) => current,
             Ok(None) => return Freshness::LoginRequired,
             Err(e) => {
-                warn!(session = %log_id(&session.id), error = %e, "session store unavailable before a refresh");
+                warn!(session = %session.log_id(), error = %e, "session store unavailable before a refresh");
                 return self.fallback(session, failed_generation, Freshness::StoreUnavailable);
             }
         };
@@ -249,7 +249,7 @@ struct RefreshJob {
 
 impl RefreshJob {
     async fn run(self, current: Arc<Session>) -> Freshness {
-        let log = log_id(&current.id);
+        let log = current.log_id();
         let Some(refresh_token) = current.tokens.set.refresh_token.clone() else {
             metrics().refreshed(RefreshOutcome::MissingRefresh);
             info!(session = %log, outcome = "missing_refresh", "token refresh");
@@ -341,7 +341,7 @@ impl RefreshJob {
         set: TokenSet,
         duration_ms: u64,
     ) -> Freshness {
-        let log = log_id(&current.id);
+        let log = current.log_id();
         let generation = current.tokens.generation;
         let mut delay = Duration::from_millis(COMMIT_RETRY_FIRST_MS);
         for attempt in 1..=COMMIT_ATTEMPTS {
