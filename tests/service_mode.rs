@@ -239,7 +239,7 @@ async fn refused_assertion_and_token_endpoint_down() {
         assert_eq!(body["error"], "service_auth_failed");
         assert_eq!(body["service"], "backend");
     }
-    let logs = env.gw.logs();
+    let logs = env.gw.logs_with("no_valid_keys_or_signatures").await;
     assert_eq!(
         logs.matches("no_valid_keys_or_signatures").count(),
         1,
@@ -278,7 +278,10 @@ async fn nothing_secret_in_any_log_line_at_trace() {
     assert_eq!(call(env, &token, &account_path()).await.status(), 200);
     env.fake.revoke_access_tokens();
     assert_eq!(call(env, &token, &account_path()).await.status(), 200);
-    let logs = env.gw.logs();
+    let logs = env
+        .gw
+        .logs_with("replaying after DocuSign answered 401")
+        .await;
     assert!(logs.contains("service token"), "the mint is logged");
     assert!(!logs.contains(&token), "gateway token logged");
     for secret in env.fake.issued_secrets() {

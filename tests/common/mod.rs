@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use docusign_gateway::ops::log_queue::FLUSH_EVERY;
 use fake_docusign::{FakeConfig, FakeDocuSign};
 use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Client, Response};
@@ -54,8 +55,24 @@ pub struct GatewayProcess {
 }
 
 impl GatewayProcess {
+    /// What the process wrote to stderr so far. Its log lines reach stderr
+    /// up to `FLUSH_EVERY` after they are logged: see [`Self::logs_with`].
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
+    }
+
+    /// The logs once what was logged before this call is written out (the
+    /// gateway's log queue writes every `FLUSH_EVERY`) and `needle` is in
+    /// them; after 5 s, whatever is there.
+    pub async fn logs_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            tokio::time::sleep(FLUSH_EVERY * 5).await;
+            let logs = self.logs();
+            if logs.contains(needle) || Instant::now() >= deadline {
+                return logs;
+            }
+        }
     }
 
     /// Sends a signal (TERM, QUIT, INT) to the process.
