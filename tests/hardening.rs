@@ -338,6 +338,8 @@ async fn an_oversized_account_server_answer_fails_the_login_with_502() {
         let account_server = oversized_account_server(huge).await;
         let port = free_port();
         let public_url = format!("http://127.0.0.1:{port}");
+        // A directory of its own, which the gateway creates 0700.
+        let sock_dir = unique_temp_path("sockdir");
         let toml = format!(
             r#"
 [server]
@@ -357,8 +359,7 @@ allow_plain_http = true
 cookie_name = "{COOKIE_NAME}"
 secure_cookie = false
 "#,
-            // A directory of its own, which the gateway creates 0700.
-            sock = unique_temp_path("sockdir").join("upgrade.sock").display(),
+            sock = sock_dir.join("upgrade.sock").display(),
         );
         let (child, logs, config_path) = spawn_gateway(
             &toml,
@@ -368,7 +369,8 @@ secure_cookie = false
                 ("RUST_LOG", "info"),
             ],
         );
-        let gw = GatewayProcess::adopt(child, &public_url, logs, config_path);
+        let gw =
+            GatewayProcess::adopt(child, &public_url, logs, config_path).with_sock_dir(sock_dir);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))

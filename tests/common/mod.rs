@@ -50,8 +50,9 @@ pub struct GatewayProcess {
     env: Vec<(String, String)>,
     /// The config file belongs to this process (removed on drop).
     owns_config: bool,
-    /// The upgrade socket's directory, removed on drop by its owner.
-    sock_dir: Option<std::path::PathBuf>,
+    /// The upgrade socket's directory, shared with the processes that
+    /// upgrade this one; removed when the last of them is dropped.
+    sock_dir: Option<Arc<SockDir>>,
 }
 
 impl GatewayProcess {
@@ -121,6 +122,12 @@ impl GatewayProcess {
         }
     }
 
+    /// Removes `dir` (the upgrade socket's) once this process is dropped.
+    pub fn with_sock_dir(mut self, dir: std::path::PathBuf) -> GatewayProcess {
+        self.sock_dir = Some(Arc::new(SockDir(dir)));
+        self
+    }
+
     /// Starts a second gateway with the same configuration and `--upgrade`:
     /// it takes the listening sockets over once this one gets SIGQUIT.
     pub fn spawn_upgrade(&self) -> GatewayProcess {
@@ -133,8 +140,17 @@ impl GatewayProcess {
             config_path: self.config_path.clone(),
             env: self.env.clone(),
             owns_config: false,
-            sock_dir: None,
+            sock_dir: self.sock_dir.clone(),
         }
+    }
+}
+
+/// A directory removed (with what is in it) when dropped.
+pub struct SockDir(pub std::path::PathBuf);
+
+impl Drop for SockDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -144,9 +160,6 @@ impl Drop for GatewayProcess {
         let _ = self.child.wait();
         if self.owns_config {
             let _ = std::fs::remove_file(&self.config_path);
-        }
-        if let Some(dir) = &self.sock_dir {
-            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -421,7 +434,7 @@ secure_cookie = false
                 ("RUST_LOG".into(), opts.rust_log.clone()),
             ],
             owns_config: true,
-            sock_dir: Some(sock_dir),
+            sock_dir: Some(Arc::new(SockDir(sock_dir))),
         };
         let mut client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())

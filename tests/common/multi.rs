@@ -169,6 +169,6 @@ store = "redis"
         config_path: path,
         env,
         owns_config: true,
-        sock_dir: Some(sock_dir),
+        sock_dir: Some(Arc::new(SockDir(sock_dir))),
     }
 }
