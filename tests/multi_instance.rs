@@ -126,11 +126,19 @@ async fn fifty_concurrent_requests_over_two_instances_cause_one_refresh() {
             .header("Cookie", b.cookie_header())
             .header("Accept", "application/json");
         tasks.push(tokio::spawn(async move {
-            request.send().await.map(|r| r.status().as_u16())
+            let r = request.send().await.expect("an answer");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
         }));
     }
     for t in tasks {
-        assert_eq!(t.await.unwrap().unwrap(), 200);
+        let (status, body) = t.await.unwrap();
+        assert_eq!(
+            status,
+            200,
+            "{body}\nA:\n{}\nB:\n{}",
+            env.gws[0].logs(),
+            env.gws[1].logs()
+        );
     }
     assert_eq!(
         env.fake.stats().token_refresh - before,

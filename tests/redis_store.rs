@@ -191,6 +191,43 @@ async fn one_lease_holder_across_instances_and_a_lost_lease_still_commits() {
     );
 }
 
+/// Found by the two-instance refresh test under load: B waits for the
+/// lease while A refreshes; meanwhile a request on B caches the session as
+/// it was before A's commit. If A's invalidation reaches B after B takes
+/// the lease, B's re-read must still not come from that cache, or B would
+/// present the refresh token A already spent. A release without a commit
+/// publishes nothing, which makes the late invalidation certain here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taking_the_lease_drops_what_was_cached_while_waiting_for_it() {
+    let server = RedisServer::start();
+    let (a, b) = (
+        store(Target::Standalone(server.url())),
+        store(Target::Standalone(server.url())),
+    );
+    until_cached(&b).await;
+    let s = a.insert(session(600)).await.unwrap();
+    let lease = a
+        .acquire_lease(&s.id, Duration::ZERO)
+        .await
+        .unwrap()
+        .expect("free");
+    let waiter = {
+        let (b, id) = (b.clone(), s.id.clone());
+        tokio::spawn(async move { b.acquire_lease(&id, Duration::from_secs(5)).await })
+    };
+    // B reads (and caches) the session while its lease call waits.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while b.cached() == 0 {
+        assert!(Instant::now() < deadline, "B never cached the session");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(b.get(&s.id).await.unwrap().is_some());
+    }
+    a.release_lease(lease).await.unwrap();
+    let lease_b = waiter.await.unwrap().unwrap().expect("released by A");
+    assert_eq!(b.cached(), 0, "the lease holder's re-read goes to Redis");
+    b.release_lease(lease_b).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_unavailable_never_not_found_and_the_cache_is_bypassed() {
     let mut server = RedisServer::start();

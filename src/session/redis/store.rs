@@ -315,6 +315,12 @@ impl SessionStore for RedisStore {
         loop {
             let taken = self.backend.acquire_lease(id, &owner, self.lease_ttl);
             if taken.await.map_err(unavailable)? {
+                // Again now that it is ours: while this waited, a read on
+                // this instance may have cached the session from before
+                // the previous holder's commit, whose invalidation may not
+                // have arrived yet. The caller's re-read must see that
+                // commit, or it would present a spent refresh token.
+                self.cache.forget(id);
                 let keeper = self.backend.keep_lease(id, &owner, self.lease_ttl);
                 return Ok(Some(Lease {
                     session_id: id.to_owned(),
