@@ -17,8 +17,6 @@ use docusign_gateway::ops::log_queue::{LogQueue, LOG_BUFFER_BYTES};
 use docusign_gateway::ops::logging;
 use docusign_gateway::proxy::router;
 use docusign_gateway::util::ids::log_id;
-use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt, LevelFilter};
-use tracing_subscriber::prelude::*;
 
 const CONFIG: &str = r#"
 [docusign]
@@ -110,23 +108,10 @@ fn main() {
 
 /// The access line into the log queue (written out to nowhere), as a
 /// generic `tracing` event and through `access_log::write`, with the
-/// subscriber the gateway installs (text lines, level `info`).
+/// gateway's own subscriber (text lines, level `info`).
 fn access_lines(bench: bool) {
     let (_queue, writer) = LogQueue::start(std::io::sink(), LOG_BUFFER_BYTES);
-    let cap = filter_fn(|meta| logging::allowed(meta.target(), meta.level()))
-        .with_max_level_hint(LevelFilter::TRACE);
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(writer.clone())
-        .with_ansi(false)
-        .with_filter(EnvFilter::new("info").and(cap));
-    if tracing_subscriber::registry()
-        .with(layer)
-        .try_init()
-        .is_err()
-    {
-        return;
-    }
-    access_log::install(writer, LogFormat::Text);
+    logging::install(writer, LogFormat::Text, "info", false);
     let session = log_id("0123456789abcdef0123456789abcdef0123456789a");
     let path = "/restapi/v2.1/accounts/a4ec37d6-04a4-4c8c-9f2a-6b3f1c2d3e4f";
     measure("access line: generic tracing event", bench, || {

@@ -259,12 +259,7 @@ async fn main() {
         .map(|p| format!("http://127.0.0.1:{p}/auth/docusign/callback"))
         .collect();
     let fake = FakeDocuSign::start(fake_cfg).await.expect("fake");
-    // Load, not DocuSign's rate limits, is measured here.
-    let unlimited = fake_docusign::AccountLimits {
-        hourly: u64::MAX,
-        burst: u64::MAX,
-    };
-    fake.set_rate_limits(None, unlimited);
+    support::without_rate_limits(&fake);
     let client = support::client();
     let mut redis_con = match &a.redis_url {
         Some(url) => Some(

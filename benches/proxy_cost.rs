@@ -134,13 +134,7 @@ async fn fake(public: &str, token: &str, base_uri: Option<&str>) -> (FakeDocuSig
     let mut cfg = FakeConfig::demo_defaults();
     cfg.redirect_uris = vec![format!("{public}/auth/docusign/callback")];
     let fake = FakeDocuSign::start(cfg).await.expect("fake DocuSign");
-    fake.set_rate_limits(
-        None,
-        fake_docusign::AccountLimits {
-            hourly: u64::MAX,
-            burst: u64::MAX,
-        },
-    );
+    support::without_rate_limits(&fake);
     fake.set_fixed_access_token(Some(token));
     let account = fake.config().users[0].accounts[0].account_id.clone();
     if let Some(base_uri) = base_uri {

@@ -85,13 +85,7 @@ async fn main() {
         .collect();
     cfg.access_token_ttl = Duration::from_secs(WINDOW + 2);
     let fake = FakeDocuSign::start(cfg).await.expect("fake DocuSign");
-    fake.set_rate_limits(
-        None,
-        fake_docusign::AccountLimits {
-            hourly: u64::MAX,
-            burst: u64::MAX,
-        },
-    );
+    support::without_rate_limits(&fake);
     let redis_env;
     let env: &[(&str, &str)] = match &a.redis_url {
         Some(url) => {

@@ -202,6 +202,19 @@ async fn readiness_and_health() {
     assert!(!out.status.success());
 }
 
+/// The gateway's log and its JSON lines, once the lines of the requests
+/// made so far are written (the log queue writes every 10 ms; the wait is
+/// long enough for an absent line to mean it was never logged).
+async fn json_log(env: &Env) -> (String, Vec<Value>) {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = env.gw.logs();
+    let lines = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (logs, lines)
+}
+
 #[tokio::test]
 async fn one_json_log_line_per_request_without_query_or_secrets() {
     let env = Env::start_with(Options {
@@ -216,12 +229,7 @@ async fn one_json_log_line_per_request_without_query_or_secrets() {
         .get_as(&b, &format!("{path}?from_date=2020-01-01&secret_marker=q1"))
         .await;
     assert_eq!(r.status(), 200);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let logs = env.gw.logs();
-    let lines: Vec<Value> = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let (logs, lines) = json_log(&env).await;
     assert!(!lines.is_empty(), "JSON log lines:\n{logs}");
     let request = lines
         .iter()
@@ -262,12 +270,7 @@ async fn access_false_drops_the_request_lines_and_keeps_the_others() {
     let b = env.logged_in().await;
     let path = format!("/restapi/v2.1/accounts/{}", env.accounts()[0].0);
     assert_eq!(env.get_as(&b, &path).await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let logs = env.gw.logs();
-    let lines: Vec<Value> = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let (logs, lines) = json_log(&env).await;
     assert!(
         lines
             .iter()

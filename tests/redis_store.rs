@@ -38,6 +38,12 @@ fn store(target: Target) -> Arc<RedisStore> {
     Arc::new(RedisStore::start(settings(target), system_clock()).expect("valid target"))
 }
 
+/// Two stores on one server, as two gateway instances would have.
+fn two_instances(server: &RedisServer) -> (Arc<RedisStore>, Arc<RedisStore>) {
+    let target = || Target::Standalone(server.url());
+    (store(target()), store(target()))
+}
+
 fn tokens(access: &str) -> TokenSet {
     TokenSet {
         access_token: Secret::new(access),
@@ -90,10 +96,7 @@ async fn conformance_on_a_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_instances_logout_and_refresh_are_seen_within_a_second() {
     let server = RedisServer::start();
-    let (a, b) = (
-        store(Target::Standalone(server.url())),
-        store(Target::Standalone(server.url())),
-    );
+    let (a, b) = two_instances(&server);
     until_cached(&a).await;
     until_cached(&b).await;
     let s = a.insert(session(600)).await.unwrap();
@@ -133,10 +136,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_lease_holder_across_instances_and_a_lost_lease_still_commits() {
     let server = RedisServer::start();
-    let (a, b) = (
-        store(Target::Standalone(server.url())),
-        store(Target::Standalone(server.url())),
-    );
+    let (a, b) = two_instances(&server);
     let s = a.insert(session(600)).await.unwrap();
     let lease = a
         .acquire_lease(&s.id, Duration::ZERO)
@@ -200,10 +200,7 @@ async fn one_lease_holder_across_instances_and_a_lost_lease_still_commits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn taking_the_lease_drops_what_was_cached_while_waiting_for_it() {
     let server = RedisServer::start();
-    let (a, b) = (
-        store(Target::Standalone(server.url())),
-        store(Target::Standalone(server.url())),
-    );
+    let (a, b) = two_instances(&server);
     until_cached(&b).await;
     let s = a.insert(session(600)).await.unwrap();
     let lease = a

@@ -100,6 +100,18 @@ impl Drop for GatewayProcess {
 }
 
 /// An HTTP client that does not follow redirects.
+/// Lifts the fake's DocuSign rate limits on every account: the benches
+/// measure load, not DocuSign's limits.
+pub fn without_rate_limits(fake: &fake_docusign::FakeDocuSign) {
+    fake.set_rate_limits(
+        None,
+        fake_docusign::AccountLimits {
+            hourly: u64::MAX,
+            burst: u64::MAX,
+        },
+    );
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -69,6 +69,18 @@ impl LogQueue {
 }
 
 impl QueueWriter {
+    /// Appends one whole line, or drops and counts it if it does not fit.
+    pub fn push(&self, line: &[u8]) {
+        let Ok(mut waiting) = self.0.waiting.lock() else {
+            return;
+        };
+        if waiting.len() + line.len() > self.0.limit {
+            self.0.dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            waiting.extend_from_slice(line);
+        }
+    }
+
     /// Lines dropped so far because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.0.dropped.load(Ordering::Relaxed)
@@ -98,20 +110,6 @@ fn write_out(shared: &Shared, mut out: impl Write) {
         }
         if stopping {
             return;
-        }
-    }
-}
-
-impl QueueWriter {
-    /// Appends one whole line, or drops and counts it if it does not fit.
-    pub fn push(&self, line: &[u8]) {
-        let Ok(mut waiting) = self.0.waiting.lock() else {
-            return;
-        };
-        if waiting.len() + line.len() > self.0.limit {
-            self.0.dropped.fetch_add(1, Ordering::Relaxed);
-        } else {
-            waiting.extend_from_slice(line);
         }
     }
 }

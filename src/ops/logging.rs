@@ -16,7 +16,7 @@ use tracing::Level;
 
 use crate::config::LogFormat;
 use crate::ops::access_log;
-use crate::ops::log_queue::{LogQueue, LOG_BUFFER_BYTES};
+use crate::ops::log_queue::{LogQueue, QueueWriter, LOG_BUFFER_BYTES};
 use crate::ops::metrics::{metrics, register_live_gauge};
 use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt, LevelFilter};
 use tracing_subscriber::prelude::*;
@@ -63,6 +63,17 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for HandshakeFailures 
 /// lines, at `level` (a filter directive) unless `RUST_LOG` is set. Call
 /// once, at start; call [`flush`] before the process exits.
 pub fn init(format: LogFormat, level: &str) {
+    let (queue, writer) = LogQueue::start(std::io::stderr(), LOG_BUFFER_BYTES);
+    if let Ok(mut slot) = WRITER.lock() {
+        *slot = Some(queue);
+    }
+    install(writer, format, level, std::io::stderr().is_terminal());
+}
+
+/// Installs the global subscriber writing to `writer` (the workers' end of
+/// a log queue): what [`init`] does once it has the queue. `ansi`: colours,
+/// for a terminal. Does nothing if a subscriber is installed already.
+pub fn install(writer: QueueWriter, format: LogFormat, level: &str, ansi: bool) {
     let from_env = std::env::var("RUST_LOG")
         .ok()
         .filter(|v| !v.trim().is_empty())
@@ -74,17 +85,12 @@ pub fn init(format: LogFormat, level: &str) {
     // so the combined hint below is the configured level's.
     let cap = filter_fn(|meta| allowed(meta.target(), meta.level()))
         .with_max_level_hint(LevelFilter::TRACE);
-    let (queue, writer) = LogQueue::start(std::io::stderr(), LOG_BUFFER_BYTES);
     let counter = writer.clone();
     register_live_gauge(
         "dsgw_log_lines_dropped",
         "Log lines dropped because the log queue was full",
         move || counter.dropped() as i64,
     );
-    if let Ok(mut slot) = WRITER.lock() {
-        *slot = Some(queue);
-    }
-    let ansi = std::io::stderr().is_terminal();
     if !ansi {
         // Access lines skip the generic formatter (same layout, same queue).
         access_log::install(writer.clone(), format);

@@ -265,6 +265,15 @@ mod tests {
     }
 
     #[test]
+    fn the_log_id_follows_the_id() {
+        let s = session_at(1000, 60);
+        assert_eq!(s.log_id(), log_id(&s.id));
+        let renamed = s.clone().renamed("service:backend".into());
+        assert_eq!(renamed.log_id(), log_id("service:backend"));
+        assert_ne!(renamed.log_id(), s.log_id());
+    }
+
+    #[test]
     fn the_bearer_value_follows_the_generation_and_is_never_stored() {
         let s = session_at(1000, 60);
         let bearer = s.tokens.bearer().unwrap();
