@@ -88,6 +88,9 @@ struct Target {
     cookies: Vec<String>,
     rss_idle: u64,
     rss_sessions: u64,
+    /// RSS once every session has served one request (the first request of
+    /// a session builds what it keeps for the next ones).
+    rss_used: u64,
     login_secs: f64,
     rates: Vec<f64>,
     latencies: Vec<Duration>,
@@ -129,6 +132,7 @@ async fn start_target(a: &Args, store: Store, port: u16, fake: &FakeDocuSign) ->
         cookies: Vec::new(),
         rss_idle,
         rss_sessions: 0,
+        rss_used: 0,
         login_secs: 0.0,
         rates: Vec::new(),
         latencies: Vec::new(),
@@ -179,6 +183,26 @@ async fn round(
     assert_eq!(errors, 0, "failed requests under load");
     assert!(!latencies.is_empty(), "requests were made");
     (latencies.len() as f64 / seconds as f64, latencies)
+}
+
+/// One request through each session of `cookies`, `concurrency` at a time.
+async fn use_each(client: &reqwest::Client, url: &str, cookies: &[String], concurrency: usize) {
+    let per_task = cookies.len().div_ceil(concurrency.max(1)).max(1);
+    let mut tasks = Vec::new();
+    for chunk in cookies.chunks(per_task) {
+        let (client, url, chunk) = (client.clone(), url.to_string(), chunk.to_vec());
+        tasks.push(tokio::spawn(async move {
+            for cookie in chunk {
+                let r = client.get(&url).header("Cookie", &cookie).send().await;
+                let status = r.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+                assert_eq!(status, 200, "a session's first request");
+                let _ = r.expect("checked").bytes().await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("use_each task");
+    }
 }
 
 /// What the Redis server reports: `used_memory` in bytes and the key count.
@@ -305,6 +329,11 @@ async fn main() {
     }
 
     let account = &fake.config().users[0].accounts[0].account_id;
+    for t in &mut targets {
+        let url = format!("{}/restapi/v2.1/accounts/{account}", t.public);
+        use_each(&client, &url, &t.cookies, 32).await;
+        t.rss_used = t.gateway.rss_kib();
+    }
     // Rounds in the order A B, B A, A B, ...: a drift of the machine's
     // speed during a pair of rounds favours neither.
     for n in 0..a.rounds {
@@ -334,6 +363,9 @@ async fn main() {
         return;
     }
     for t in &mut targets {
+        let idle = t.rss_idle;
+        let per_session =
+            |rss_kib: u64| rss_kib.saturating_sub(idle) as f64 * 1024.0 / a.sessions.max(1) as f64;
         t.latencies.sort();
         println!(
             "{:?} store: proxied GET, {} clients, {} rounds of {} s: median {:.0} req/s (rounds {:?}), p50 {:?}, p99 {:?}, no errors",
@@ -355,13 +387,15 @@ async fn main() {
             );
         }
         println!(
-            "{:?} store: gateway RSS {} KiB idle, {} KiB with {} sessions ({:.0} bytes per session; logins took {:.0} s), {} KiB after load",
+            "{:?} store: gateway RSS {} KiB idle, {} KiB with {} sessions ({:.0} bytes per session; logins took {:.0} s), {} KiB once each served a request ({:.0} bytes per session), {} KiB after load",
             t.store,
             t.rss_idle,
             t.rss_sessions,
             a.sessions,
-            (t.rss_sessions.saturating_sub(t.rss_idle)) as f64 * 1024.0 / a.sessions.max(1) as f64,
+            per_session(t.rss_sessions),
             t.login_secs,
+            t.rss_used,
+            per_session(t.rss_used),
             t.gateway.rss_kib()
         );
     }

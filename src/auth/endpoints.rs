@@ -44,7 +44,7 @@ pub async fn session_info(gw: &Auth, req: &RequestHeader) -> Reply {
             "user": session.user,
             "accounts": accounts,
             "default_account_id": session.default_account().map(|a| a.account_id.clone()),
-            "access_token_expires_at": session.tokens.set.expires_at,
+            "access_token_expires_at": session.tokens.expires_at,
             "session_expires_at": session.expires_at,
         }),
     )

@@ -94,7 +94,7 @@ impl Services {
 
     fn usable(&self, s: &Session, failed_generation: Option<u64>) -> bool {
         failed_generation != Some(s.tokens.generation)
-            && s.tokens.set.expires_at > self.clock.now_unix().saturating_add(self.window_secs)
+            && s.tokens.expires_at > self.clock.now_unix().saturating_add(self.window_secs)
     }
 
     fn current(&self, entry: &Entry, failed_generation: Option<u64>) -> Option<Arc<Session>> {
@@ -112,9 +112,7 @@ impl Services {
         let current = entry.current.read().unwrap_or_else(|p| p.into_inner());
         current
             .as_ref()
-            .filter(|s| {
-                failed_generation != Some(s.tokens.generation) && s.tokens.set.expires_at > now
-            })
+            .filter(|s| failed_generation != Some(s.tokens.generation) && s.tokens.expires_at > now)
             .cloned()
     }
 

@@ -324,7 +324,7 @@ async fn a_token_inside_the_refresh_window_is_refreshed_before_forwarding() {
     let req = request(&gw, Who::Cookie, &session, "/restapi/v2.1/accounts/A1");
     match gw.decide(Route::Api, &req).await {
         Decision::Forward(f) => {
-            assert_eq!(f.session.tokens.set.access_token.expose(), "at-new");
+            assert_eq!(f.session.tokens.expose_access_token(), "at-new");
             assert_eq!(f.session.tokens.generation, 1);
         }
         Decision::Answer(r) => panic!("answered {}", r.status),

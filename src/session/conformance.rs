@@ -131,8 +131,11 @@ pub async fn insert_get_remove(s: Subject) {
     assert_eq!(got.id, a.id);
     assert_eq!(got.user, a.user);
     assert_eq!(got.accounts, a.accounts);
-    assert_eq!(got.tokens.set.access_token, a.tokens.set.access_token);
-    assert_eq!(got.tokens.set.refresh_token, a.tokens.set.refresh_token);
+    assert_eq!(
+        got.tokens.expose_access_token(),
+        a.tokens.expose_access_token()
+    );
+    assert_eq!(got.tokens.refresh_token(), a.tokens.refresh_token());
     assert_eq!(got.expires_at, a.expires_at);
     assert!(s.store.get("no-such-id").await.expect("get").is_none());
     assert_eq!(s.store.count().await.expect("count"), 2);
@@ -188,22 +191,19 @@ pub async fn swap_tokens_by_generation(s: Subject) {
     match s.store.swap_tokens(&a.id, 0, tokens("at1", "rt1")).await {
         Ok(TokenSwap::Replaced(now)) => {
             assert_eq!(now.tokens.generation, 1);
-            assert_eq!(now.tokens.set.access_token.expose(), "at1");
+            assert_eq!(now.tokens.expose_access_token(), "at1");
         }
         other => panic!("expected Replaced, got {other:?}"),
     }
     let stored = s.store.get(&a.id).await.expect("get").expect("stored");
     assert_eq!(stored.tokens.generation, 1);
-    assert_eq!(
-        stored.tokens.set.refresh_token.as_ref().unwrap().expose(),
-        "rt1"
-    );
+    assert_eq!(stored.tokens.refresh_token().unwrap().expose(), "rt1");
     assert_eq!(
         stored.expires_at, a.expires_at,
         "a refresh keeps the session's expiry"
     );
     match s.store.swap_tokens(&a.id, 0, tokens("late", "late")).await {
-        Ok(TokenSwap::Stale(now)) => assert_eq!(now.tokens.set.access_token.expose(), "at1"),
+        Ok(TokenSwap::Stale(now)) => assert_eq!(now.tokens.expose_access_token(), "at1"),
         other => panic!("expected Stale, got {other:?}"),
     }
     assert!(matches!(
@@ -226,7 +226,7 @@ pub async fn concurrent_swaps_have_one_winner(s: Subject) {
     let mut winners = Vec::new();
     for t in tasks {
         match t.await.expect("task") {
-            Ok(TokenSwap::Replaced(s)) => winners.push(s.tokens.set.access_token.clone()),
+            Ok(TokenSwap::Replaced(s)) => winners.push(s.tokens.expose_access_token().to_string()),
             Ok(TokenSwap::Stale(_)) => {}
             other => panic!("expected Replaced or Stale, got {other:?}"),
         }
@@ -234,7 +234,7 @@ pub async fn concurrent_swaps_have_one_winner(s: Subject) {
     assert_eq!(winners.len(), 1, "exactly one swap wins");
     let stored = s.store.get(&a.id).await.expect("get").expect("stored");
     assert_eq!(stored.tokens.generation, 1);
-    assert_eq!(stored.tokens.set.access_token, winners[0]);
+    assert_eq!(stored.tokens.expose_access_token(), winners[0]);
 }
 
 pub async fn logout_ends_the_session(s: Subject) {

@@ -2,7 +2,8 @@
 //! the stores that keep them (`store`) and its conformance suite
 //! (`conformance`), the in-memory store (`memory`), how their DocuSign
 //! tokens are kept fresh (`refresh`), and DocuSign's rate limits as seen per
-//! account and counted per session (`ratelimit`).
+//! account and counted per session (`ratelimit`); `tokens` holds a session's
+//! token pair compactly.
 
 pub mod conformance;
 pub mod memory;
@@ -11,6 +12,7 @@ pub mod ratelimit;
 pub mod redis;
 pub mod refresh;
 pub mod store;
+pub mod tokens;
 
 pub use memory::MemoryStore;
 pub use model::{Account, Session, Tokens, User};

@@ -6,12 +6,13 @@
 
 use std::sync::{Arc, OnceLock};
 
-use http::HeaderValue;
 use serde::{Deserialize, Serialize};
 
 use crate::docusign::api_host::{ApiHost, HostPolicy, HostRefused};
 use crate::docusign::{TokenSet, UserInfo};
 use crate::util::ids::{log_id, random_id, LogId};
+
+pub use super::tokens::Tokens;
 
 /// The user, as `/oauth/userinfo` described them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,46 +32,6 @@ pub struct Account {
     /// Where requests for this account go, or why none may go anywhere
     /// (shared: every forwarded request names it).
     pub api_host: Result<Arc<ApiHost>, HostRefused>,
-}
-
-/// The current DocuSign tokens of a session.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Tokens {
-    pub set: TokenSet,
-    /// Increases with every refresh; tells a request whether the pair it used
-    /// has been replaced meanwhile.
-    pub generation: u64,
-    /// When this pair was obtained (Unix seconds).
-    pub obtained_at: u64,
-    /// `Bearer <access token>` as a header value, built on first use: a new
-    /// pair is a new `Tokens`, so it is built once per generation, not per
-    /// request. Never stored (a store keeps the token once).
-    #[serde(skip)]
-    bearer: OnceLock<Option<HeaderValue>>,
-}
-
-impl Tokens {
-    pub fn new(set: TokenSet, generation: u64, obtained_at: u64) -> Tokens {
-        Tokens {
-            set,
-            generation,
-            obtained_at,
-            bearer: OnceLock::new(),
-        }
-    }
-
-    /// The `Authorization` value that carries the access token (marked
-    /// sensitive); `None` for a token that cannot be a header value.
-    pub fn bearer(&self) -> Option<&HeaderValue> {
-        self.bearer
-            .get_or_init(|| {
-                let value = format!("Bearer {}", self.set.access_token.expose());
-                let mut value = HeaderValue::from_str(&value).ok()?;
-                value.set_sensitive(true);
-                Some(value)
-            })
-            .as_ref()
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,12 +90,9 @@ impl Session {
 
     /// The same session with a new token pair, one generation on. A refresh
     /// answer without a refresh token keeps the current one.
-    pub fn with_tokens(&self, mut set: TokenSet, now: u64) -> Session {
-        if set.refresh_token.is_none() {
-            set.refresh_token = self.tokens.set.refresh_token.clone();
-        }
+    pub fn with_tokens(&self, set: TokenSet, now: u64) -> Session {
         Session {
-            tokens: Tokens::new(set, self.tokens.generation + 1, now),
+            tokens: self.tokens.next(set, now),
             ..self.clone()
         }
     }
@@ -251,13 +209,10 @@ mod tests {
         );
         assert_eq!(next.tokens.generation, 1);
         assert_eq!(next.tokens.obtained_at, 1010);
-        assert_eq!(next.tokens.set.access_token.expose(), "at2");
+        assert_eq!(next.tokens.expose_access_token(), "at2");
+        assert_eq!(next.tokens.refresh_token().unwrap().expose(), "rt");
         assert_eq!(
-            next.tokens.set.refresh_token.as_ref().unwrap().expose(),
-            "rt"
-        );
-        assert_eq!(
-            s.tokens.set.access_token.expose(),
+            s.tokens.expose_access_token(),
             "at",
             "the old value is untouched"
         );
@@ -315,7 +270,7 @@ mod tests {
         let back: Session = serde_json::from_str(&text).unwrap();
         assert_eq!(back.id, s.id);
         assert_eq!(back.accounts, s.accounts);
-        assert_eq!(back.tokens.set.refresh_token.unwrap().expose(), "rt");
+        assert_eq!(back.tokens.refresh_token().unwrap().expose(), "rt");
         // Debug never shows a token.
         assert!(!format!("{s:?}").contains("\"rt\""));
     }

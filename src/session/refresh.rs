@@ -117,18 +117,18 @@ impl Refresher {
     fn too_recent(&self, s: &Session, failed_generation: Option<u64>) -> bool {
         let now = self.clock.now_unix();
         failed_generation == Some(s.tokens.generation)
-            && s.tokens.set.expires_at > now.saturating_add(self.window_secs)
+            && s.tokens.expires_at > now.saturating_add(self.window_secs)
             && now < s.tokens.obtained_at.saturating_add(self.min_interval_secs)
     }
 
     fn needs_refresh(&self, s: &Session, failed_generation: Option<u64>) -> bool {
         failed_generation == Some(s.tokens.generation)
-            || s.tokens.set.expires_at <= self.clock.now_unix().saturating_add(self.window_secs)
+            || s.tokens.expires_at <= self.clock.now_unix().saturating_add(self.window_secs)
     }
 
     fn usable(&self, s: &Session, failed_generation: Option<u64>) -> bool {
         failed_generation != Some(s.tokens.generation)
-            && s.tokens.set.expires_at > self.clock.now_unix()
+            && s.tokens.expires_at > self.clock.now_unix()
     }
 
     /// What to answer when no refresh can run now: the current token if it
@@ -250,7 +250,7 @@ struct RefreshJob {
 impl RefreshJob {
     async fn run(self, current: Arc<Session>) -> Freshness {
         let log = current.log_id();
-        let Some(refresh_token) = current.tokens.set.refresh_token.clone() else {
+        let Some(refresh_token) = current.tokens.refresh_token() else {
             metrics().refreshed(RefreshOutcome::MissingRefresh);
             info!(session = %log, outcome = "missing_refresh", "token refresh");
             return self.end_session(&current.id).await;

@@ -52,7 +52,7 @@ pub(super) fn check(case: &Case, decision: Decision) {
     match (decision, &case.expect.forwarded_to) {
         (Decision::Forward(f), Some(to)) => {
             assert_eq!(f.upstream.addr.to_string(), *to, "{what}");
-            assert!(f.session.tokens.set.expires_at > now_unix(), "{what}");
+            assert!(f.session.tokens.expires_at > now_unix(), "{what}");
         }
         (Decision::Forward(f), None) => {
             panic!("{what}: forwarded to {} but should not be", f.upstream.addr)

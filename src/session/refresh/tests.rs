@@ -119,7 +119,7 @@ impl Fixture {
 
 fn access(f: &Freshness) -> String {
     match f {
-        Freshness::Ready(s) => s.tokens.set.access_token.expose().to_string(),
+        Freshness::Ready(s) => s.tokens.expose_access_token().to_string(),
         other => panic!("expected Ready, got {other:?}"),
     }
 }
@@ -174,10 +174,7 @@ async fn inside_the_window_refreshes_first() {
     assert_eq!(f.ep.seen.lock().unwrap().as_slice(), ["rt"]);
     let stored = f.stored().await.unwrap();
     assert_eq!(stored.tokens.generation, 1, "the refresh is a store write");
-    assert_eq!(
-        stored.tokens.set.refresh_token.as_ref().unwrap().expose(),
-        "rt1"
-    );
+    assert_eq!(stored.tokens.refresh_token().unwrap().expose(), "rt1");
 }
 
 #[tokio::test]
