@@ -7,6 +7,7 @@
 //! then only accepts them with `Secure`, `Path=/` and no `Domain`, so a
 //! sibling subdomain cannot plant or shadow them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use cookie::{Cookie, CookieJar, Key, SameSite};
@@ -35,8 +36,9 @@ pub struct CookieCodec {
     session_name: String,
     login_name: String,
     secure: bool,
-    /// Sealed session cookie value -> the session id it holds.
-    opened: TtlMap<String, String>,
+    /// Sealed session cookie value -> the session id it holds (shared with
+    /// each request's answer: a hit copies no string).
+    opened: TtlMap<String, Arc<str>>,
 }
 
 impl CookieCodec {
@@ -61,7 +63,7 @@ impl CookieCodec {
     }
 
     /// The session id carried by a `Cookie` header, if one is there and valid.
-    pub fn session_from(&self, cookie_header: Option<impl AsRef<str>>) -> Option<String> {
+    pub fn session_from(&self, cookie_header: Option<impl AsRef<str>>) -> Option<Arc<str>> {
         let header = cookie_header.as_ref().map(AsRef::as_ref)?;
         let now_ms = now_millis();
         for value in raw_values(header, &self.session_name) {
@@ -70,6 +72,7 @@ impl CookieCodec {
             }
         }
         let (sealed, id) = self.open_sealed(Some(header), &self.session_name)?;
+        let id: Arc<str> = Arc::from(id);
         let until = now_ms.saturating_add(OPENED_TTL.as_millis() as u64);
         self.opened.insert(sealed, id.clone(), until, now_ms);
         Some(id)

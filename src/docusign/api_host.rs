@@ -4,7 +4,10 @@
 //! [`ApiHost`]; one that fails the policy keeps the reason, and requests for
 //! that account are refused with it.
 
-use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use serde::{Deserialize, Deserializer, Serialize};
 use url::{Host, Url};
 
 use crate::config::HostPattern;
@@ -34,7 +37,7 @@ pub enum HostRefused {
 }
 
 /// A REST host that passed the policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ApiHost {
     pub tls: bool,
     /// Host name or IP address (without brackets), used for DNS and SNI.
@@ -44,6 +47,37 @@ pub struct ApiHost {
     pub authority: String,
     /// Path of the base_uri without a trailing slash (normally empty).
     pub path_prefix: String,
+}
+
+/// Distinct REST hosts that sessions share one copy of (DocuSign has a few
+/// dozen, and `docusign.allowed_api_hosts` admits no others); a host beyond
+/// this many gets its own copy.
+pub const SHARED_API_HOSTS: usize = 1024;
+
+/// `host` as the copy every session naming it shares: a session holds a
+/// pointer per account, not the host's strings.
+pub fn shared(host: ApiHost) -> Arc<ApiHost> {
+    static HOSTS: OnceLock<Mutex<HashSet<Arc<ApiHost>>>> = OnceLock::new();
+    let mut hosts = HOSTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = hosts.get(&host) {
+        return known.clone();
+    }
+    let host = Arc::new(host);
+    if hosts.len() < SHARED_API_HOSTS {
+        hosts.insert(host.clone());
+    }
+    host
+}
+
+/// Serde's `deserialize_with` for an account's checked host: a stored
+/// session shares its hosts as a new one does.
+pub fn deserialize_shared<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Result<Arc<ApiHost>, HostRefused>, D::Error> {
+    Ok(Result::<ApiHost, HostRefused>::deserialize(d)?.map(shared))
 }
 
 impl HostPolicy {
@@ -102,6 +136,26 @@ mod tests {
                 .collect(),
             allow_plain_http: plain,
         }
+    }
+
+    #[test]
+    fn sessions_share_one_copy_of_a_host_through_serde_too() {
+        let p = policy(&["*.docusign.net"], false);
+        let a = shared(p.check("https://na9.docusign.net").unwrap());
+        let b = shared(p.check("https://na9.docusign.net/").unwrap());
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = shared(p.check("https://eu9.docusign.net").unwrap());
+        assert!(!Arc::ptr_eq(&a, &c));
+        #[derive(Deserialize)]
+        struct Held(
+            #[serde(deserialize_with = "deserialize_shared")] Result<Arc<ApiHost>, HostRefused>,
+        );
+        let json = serde_json::to_string(&Ok::<_, HostRefused>(a.clone())).unwrap();
+        let Held(back) = serde_json::from_str(&json).unwrap();
+        assert!(Arc::ptr_eq(&a, &back.unwrap()));
+        let refused = serde_json::to_string(&Err::<ApiHost, _>(HostRefused::NoHost)).unwrap();
+        let Held(back) = serde_json::from_str(&refused).unwrap();
+        assert_eq!(back, Err(HostRefused::NoHost));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sha2::{Digest, Sha256};
 
 use super::model::Session;
 use super::store::{SessionStore, StoreError, TokenSwap};
@@ -16,9 +17,11 @@ use crate::util::time::Clock;
 use crate::util::ttl_map::TtlMap;
 
 pub struct MemoryStore {
-    sessions: TtlMap<String, Arc<Session>>,
-    /// Logins' states already used (single use), until they expire.
-    used_states: TtlMap<String, ()>,
+    /// By id; the map's key is shared by its indexes and the user index.
+    sessions: TtlMap<Arc<str>, Arc<Session>>,
+    /// Logins' states already used (single use), until they expire: the
+    /// first 128 bits of a SHA-256 of the state key (no string per login).
+    used_states: TtlMap<u128, ()>,
     /// Session ids of each user, oldest first (ids of sessions that ended
     /// are dropped lazily; see [`UserIndex`]).
     users: Mutex<UserIndex>,
@@ -31,7 +34,7 @@ pub struct MemoryStore {
 /// names more users than the store can hold sessions.
 #[derive(Default)]
 struct UserIndex {
-    by_user: HashMap<String, VecDeque<String>>,
+    by_user: HashMap<String, VecDeque<Arc<str>>>,
 }
 
 impl MemoryStore {
@@ -49,10 +52,10 @@ impl MemoryStore {
 
     /// Makes room for one more session of `user`: returns the ids of that
     /// user's oldest sessions beyond the bound, which the caller removes.
-    fn admit(&self, user: &str, id: &str, now_ms: u64) -> Vec<String> {
+    fn admit(&self, user: &str, id: &Arc<str>, now_ms: u64) -> Vec<Arc<str>> {
         let mut index = self.users.lock().unwrap_or_else(|p| p.into_inner());
         if index.by_user.len() > self.sessions.capacity() {
-            let live = |id: &String| self.sessions.contains_key(id.as_str(), now_ms);
+            let live = |id: &Arc<str>| self.sessions.contains_key(&**id, now_ms);
             index.by_user.retain(|_, ids| {
                 ids.retain(live);
                 !ids.is_empty()
@@ -62,13 +65,13 @@ impl MemoryStore {
         // Forget ended sessions only when the user is at the bound: a check
         // per login would cost O(sessions of the user).
         if ids.len() >= self.max_per_user {
-            ids.retain(|id| self.sessions.contains_key(id.as_str(), now_ms));
+            ids.retain(|id| self.sessions.contains_key(&**id, now_ms));
         }
         let mut evicted = Vec::new();
         while ids.len() >= self.max_per_user {
             evicted.extend(ids.pop_front());
         }
-        ids.push_back(id.to_string());
+        ids.push_back(id.clone());
         evicted
     }
 
@@ -90,13 +93,13 @@ impl SessionStore for MemoryStore {
 
     async fn insert(&self, session: Session) -> Result<Arc<Session>, StoreError> {
         let session = Arc::new(session);
+        let id: Arc<str> = Arc::from(session.id.as_str());
         let now = self.clock.now_millis();
-        for oldest in self.admit(&session.user.sub, &session.id, now) {
-            self.sessions.remove(oldest.as_str());
+        for oldest in self.admit(&session.user.sub, &id, now) {
+            self.sessions.remove(&*oldest);
         }
         let expires_ms = session.expires_at.saturating_mul(1000);
-        self.sessions
-            .insert(session.id.clone(), session.clone(), expires_ms, now);
+        self.sessions.insert(id, session.clone(), expires_ms, now);
         Ok(session)
     }
 
@@ -131,14 +134,23 @@ impl SessionStore for MemoryStore {
 
     async fn claim_state(&self, state_key: &str, ttl: Duration) -> Result<bool, StoreError> {
         let now = self.clock.now_millis();
-        if self.used_states.contains_key(state_key, now) {
+        let key = state_digest(state_key);
+        if self.used_states.contains_key(&key, now) {
             return Ok(false);
         }
         let expires = now.saturating_add(ttl.as_millis() as u64);
-        self.used_states
-            .insert(state_key.to_string(), (), expires, now);
+        self.used_states.insert(key, (), expires, now);
         Ok(true)
     }
+}
+
+/// 128 bits of a SHA-256 of a state key: two keys of different states share
+/// a digest with odds of 2^-128 per pair.
+fn state_digest(state_key: &str) -> u128 {
+    let digest = Sha256::digest(state_key.as_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_le_bytes(first)
 }
 
 #[cfg(test)]

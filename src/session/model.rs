@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::docusign::api_host::{ApiHost, HostPolicy, HostRefused};
+use crate::docusign::api_host::{self, ApiHost, HostPolicy, HostRefused};
 use crate::docusign::{TokenSet, UserInfo};
 use crate::util::ids::{log_id, random_id, LogId};
 
@@ -30,7 +30,8 @@ pub struct Account {
     pub base_uri: String,
     pub is_default: bool,
     /// Where requests for this account go, or why none may go anywhere
-    /// (shared: every forwarded request names it).
+    /// (one copy per host, shared by every session and request naming it).
+    #[serde(deserialize_with = "api_host::deserialize_shared")]
     pub api_host: Result<Arc<ApiHost>, HostRefused>,
 }
 
@@ -64,7 +65,7 @@ impl Session {
             .accounts
             .into_iter()
             .map(|a| Account {
-                api_host: policy.check(&a.base_uri).map(Arc::new),
+                api_host: policy.check(&a.base_uri).map(api_host::shared),
                 account_id: a.account_id,
                 account_name: a.account_name,
                 base_uri: a.base_uri,
