@@ -13,46 +13,42 @@ use base64::Engine;
 pub const MAX_PACKED_SEGMENTS: usize = 8;
 
 /// A token held compactly; [`PackedToken::unpack`] gives its text back.
-/// `Debug` never shows it.
+/// `Debug` never shows it. One pointer and length (16 bytes), so a session
+/// with one stays within a smaller allocation.
 #[derive(Clone, PartialEq, Eq)]
-pub struct PackedToken(Repr);
+pub struct PackedToken(Box<[u8]>);
 
-#[derive(Clone, PartialEq, Eq)]
-enum Repr {
-    /// `[n][len_1 u16 LE]..[len_n u16 LE][bytes_1]..[bytes_n]`: the decoded
-    /// bytes of each of the `n` segments.
-    Packed(Box<[u8]>),
-    /// A token that is not canonical unpadded base64url segments.
-    Text(Box<str>),
-}
+/// The first byte of a token kept as text; a packed token's first byte is
+/// its number of segments (1 to [`MAX_PACKED_SEGMENTS`]).
+const TEXT: u8 = 0;
 
 impl PackedToken {
     pub fn new(text: &str) -> PackedToken {
-        match pack(text) {
-            Some(bytes) => PackedToken(Repr::Packed(bytes)),
-            None => PackedToken(Repr::Text(text.into())),
-        }
+        PackedToken(pack(text).unwrap_or_else(|| {
+            let mut bytes = Vec::with_capacity(1 + text.len());
+            bytes.push(TEXT);
+            bytes.extend_from_slice(text.as_bytes());
+            bytes.into_boxed_slice()
+        }))
     }
 
     /// The token's text (a new string: for the rare place that sends it).
     pub fn unpack(&self) -> String {
-        match &self.0 {
-            Repr::Packed(bytes) => unpack(bytes),
-            Repr::Text(text) => text.to_string(),
+        match self.0.split_first() {
+            // Built from a `&str` behind the tag, so always UTF-8.
+            Some((&TEXT, text)) => String::from_utf8_lossy(text).into_owned(),
+            _ => unpack(&self.0),
         }
     }
 
     /// Whether it is held in binary form (for tests and measurements).
     pub fn is_packed(&self) -> bool {
-        matches!(self.0, Repr::Packed(_))
+        self.0.first().is_some_and(|&tag| tag != TEXT)
     }
 
     /// Bytes held on the heap.
     pub fn heap_len(&self) -> usize {
-        match &self.0 {
-            Repr::Packed(bytes) => bytes.len(),
-            Repr::Text(text) => text.len(),
-        }
+        self.0.len()
     }
 }
 
