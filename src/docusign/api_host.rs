@@ -122,6 +122,27 @@ impl HostPolicy {
             path_prefix: url.path().trim_end_matches('/').to_string(),
         })
     }
+
+    /// Whether this policy still admits a host checked at login, perhaps by
+    /// an instance with another configuration (a session read from a shared
+    /// store): a narrowed `allowed_api_hosts` or a `allow_plain_http` turned
+    /// off holds for sessions made before it. Checked before every forward.
+    pub fn admits(&self, host: &ApiHost) -> Result<(), HostRefused> {
+        if !host.tls && !self.allow_plain_http {
+            return Err(HostRefused::PlainHttp(format!("http://{}", host.authority)));
+        }
+        if !self
+            .allowed
+            .iter()
+            .any(|p| p.matches(&host.host, host.port))
+        {
+            return Err(HostRefused::NotAllowed {
+                host: host.host.clone(),
+                port: host.port,
+            });
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -156,6 +177,29 @@ mod tests {
         let refused = serde_json::to_string(&Err::<ApiHost, _>(HostRefused::NoHost)).unwrap();
         let Held(back) = serde_json::from_str(&refused).unwrap();
         assert_eq!(back, Err(HostRefused::NoHost));
+    }
+
+    #[test]
+    fn a_host_checked_under_a_wider_policy_is_refused_by_a_narrower_one() {
+        let wide = policy(&["*.docusign.net", "127.0.0.2:8080"], true);
+        let na9 = wide.check("https://na9.docusign.net").unwrap();
+        let local = wide.check("http://127.0.0.2:8080").unwrap();
+        assert_eq!(wide.admits(&na9), Ok(()));
+        assert_eq!(wide.admits(&local), Ok(()));
+        let narrow = policy(&["na9.docusign.net", "127.0.0.2:8080"], false);
+        assert_eq!(narrow.admits(&na9), Ok(()));
+        assert_eq!(
+            narrow.admits(&local),
+            Err(HostRefused::PlainHttp("http://127.0.0.2:8080".into()))
+        );
+        let other = policy(&["eu.docusign.net"], true);
+        assert_eq!(
+            other.admits(&na9),
+            Err(HostRefused::NotAllowed {
+                host: "na9.docusign.net".into(),
+                port: 443
+            })
+        );
     }
 
     #[test]

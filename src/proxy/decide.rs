@@ -109,10 +109,16 @@ impl Gateway {
     /// Where an account's requests go: its REST host, checked at login,
     /// resolved now.
     async fn upstream_for(&self, account: &Account) -> Result<Upstream, Reply> {
-        let host = account.api_host.clone().map_err(|reason| {
-            warn!(account = %account.account_id, %reason, "REST host refused");
-            Reply::error(502, "api_host_not_allowed", &reason.to_string())
-        })?;
+        // The verdict of the login, then this configuration's (a session
+        // from a shared store may predate a narrower `allowed_api_hosts`).
+        let host = account
+            .api_host
+            .clone()
+            .and_then(|host| self.auth.policy.admits(&host).map(|()| host))
+            .map_err(|reason| {
+                warn!(account = %account.account_id, %reason, "REST host refused");
+                Reply::error(502, "api_host_not_allowed", &reason.to_string())
+            })?;
         let addr = self
             .resolver
             .resolve(&host.host, host.port)

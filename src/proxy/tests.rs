@@ -61,6 +61,9 @@ enum World {
     BurstUsedUp,
     /// `limits.session_hourly = 1` and the session made its one call.
     SessionLimitReached,
+    /// The session's REST host passed the policy of the instance that made
+    /// it (as read from a shared store), not this one's.
+    PolicyNarrowed,
 }
 
 struct Case {
@@ -93,7 +96,11 @@ async fn gateway(world: World) -> (Gateway, Arc<Session>, Arc<ManualClock>) {
         World::SessionLimitReached => "[limits]\nsession_hourly = 1\n",
         _ => "",
     };
-    let cfg = Config::from_toml_str(&format!("{CONFIG}{limits}"), Vec::new()).unwrap();
+    let mut config = format!("{CONFIG}{limits}");
+    if let World::PolicyNarrowed = world {
+        config = config.replace(r#"["127.0.0.2"]"#, r#"["*.docusign.net"]"#);
+    }
+    let cfg = Config::from_toml_str(&config, Vec::new()).unwrap();
     let calls = Arc::new(MemoryCallCounter::new(100, clock.clone()));
     if let World::SessionLimitReached = world {
         calls.count(&session.id, 1).await.unwrap();
@@ -197,6 +204,18 @@ async fn the_request_decision_table() {
             who: Who::Cookie,
             world: Normal,
             path: DEFAULT,
+            expect: answer(502, "api_host_not_allowed"),
+        },
+        Case {
+            who: Who::Cookie,
+            world: PolicyNarrowed,
+            path: OWN,
+            expect: answer(502, "api_host_not_allowed"),
+        },
+        Case {
+            who: Who::Token,
+            world: PolicyNarrowed,
+            path: OWN_LOWER,
             expect: answer(502, "api_host_not_allowed"),
         },
         Case {
