@@ -327,3 +327,30 @@ async fn a_login_started_on_one_instance_completes_on_another() {
         "no exchange"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_with_a_narrower_host_list_sends_no_token_where_it_forbids() {
+    let mut env = Instances::start(2, "").await;
+    let b = env.logged_in().await;
+    let path = env.account_path();
+    assert_eq!(env.get_as(1, &b, &path).await.status(), 200);
+    // Instance 1 comes back allowing DocuSign's own hosts only; the session
+    // in Redis still says its REST host passed the login's policy.
+    env.gws[1].set_env("DSGW_DOCUSIGN_ALLOWED_API_HOSTS", "*.docusign.net");
+    env.restart(1).await;
+    let forwarded = env.fake.rest_requests().len();
+    let r = env.get_as(1, &b, &path).await;
+    assert_eq!(r.status(), 502);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "api_host_not_allowed", "{v}");
+    assert_eq!(
+        env.fake.rest_requests().len(),
+        forwarded,
+        "nothing reached the REST host"
+    );
+    assert_eq!(
+        env.get_as(0, &b, &path).await.status(),
+        200,
+        "the instance that allows the host still forwards"
+    );
+}

@@ -56,6 +56,13 @@ pub struct GatewayProcess {
 }
 
 impl GatewayProcess {
+    /// Sets an environment variable for this gateway's next start (a
+    /// restart or an upgrade), replacing an earlier value.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
     /// What the process wrote to stderr so far. Its log lines reach stderr
     /// up to `FLUSH_EVERY` after they are logged: see [`Self::logs_with`].
     pub fn logs(&self) -> String {
