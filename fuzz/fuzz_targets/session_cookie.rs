@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
         let header = format!("a=b; {edited}; c=d");
         match codec.session_from(Some(&header)) {
             None => {}
-            Some(opened) => assert_eq!(opened, id, "a tampered cookie opened to another id"),
+            Some(opened) => assert_eq!(*opened, *id, "a tampered cookie opened to another id"),
         }
     }
     assert_eq!(codec.session_from(Some(pair)).as_deref(), Some(id.as_str()));
