@@ -3,8 +3,10 @@
 //! percentiles and the gateway's resident memory with many sessions.
 //!
 //! `cargo bench --bench load [-- --seconds N --rounds N --clients N
-//! --sessions N --redis-url redis://HOST:PORT --stores memory,redis]`; under
-//! `cargo test` it runs a tiny smoke load of the memory store.
+//! --sessions N --users N --redis-url redis://HOST:PORT --stores
+//! memory,redis]`; under `cargo test` it runs a tiny smoke load of the
+//! memory store. `--users N` (default 1) spreads the sessions over N users of
+//! the fake, who log in in turn (`--users` = `--sessions`: a session each).
 //!
 //! With `--redis-url` (a scratch `redis-server`: the bench flushes nothing)
 //! the stores named by `--stores` (default `memory,redis`) each get a gateway
@@ -28,6 +30,7 @@ struct Args {
     rounds: usize,
     clients: usize,
     sessions: usize,
+    users: usize,
     bench: bool,
     redis_url: Option<String>,
     stores: Vec<Store>,
@@ -74,6 +77,7 @@ fn args() -> Args {
         rounds: get("--rounds", if bench { 3 } else { 1 }) as usize,
         clients: get("--clients", if bench { 32 } else { 2 }) as usize,
         sessions: get("--sessions", if bench { 1000 } else { 3 }) as usize,
+        users: get("--users", if bench { 1 } else { 2 }).max(1) as usize,
         bench,
         redis_url,
         stores,
@@ -102,7 +106,7 @@ struct Target {
 
 async fn start_target(a: &Args, store: Store, port: u16, fake: &FakeDocuSign) -> Target {
     let public = format!("http://127.0.0.1:{port}");
-    // Every session is the fake's one user: no per-user bound here.
+    // Sessions may share a user (`--users`): no per-user bound here.
     let capacity = match store {
         Store::Redis => String::new(),
         Store::Memory => format!("max_sessions = {}\n", a.sessions.max(100_000)),
@@ -282,7 +286,18 @@ async fn main() {
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}/auth/docusign/callback"))
         .collect();
+    // More users: copies of the demo user under other ids, with its accounts.
+    let demo = fake_cfg.users[0].clone();
+    fake_cfg.users = (0..a.users)
+        .map(|i| {
+            let mut user = demo.clone();
+            user.sub = format!("{i:08x}-0000-4000-8000-{:012x}", i + 1);
+            user.email = format!("user{i}@example.com");
+            user
+        })
+        .collect();
     let fake = FakeDocuSign::start(fake_cfg).await.expect("fake");
+    fake.set_users_consent_in_turn(a.users > 1);
     support::without_rate_limits(&fake);
     let client = support::client();
     let mut redis_con = match &a.redis_url {
@@ -387,11 +402,12 @@ async fn main() {
             );
         }
         println!(
-            "{:?} store: gateway RSS {} KiB idle, {} KiB with {} sessions ({:.0} bytes per session; logins took {:.0} s), {} KiB once each served a request ({:.0} bytes per session), {} KiB after load",
+            "{:?} store: gateway RSS {} KiB idle, {} KiB with {} sessions of {} users ({:.0} bytes per session; logins took {:.0} s), {} KiB once each served a request ({:.0} bytes per session), {} KiB after load",
             t.store,
             t.rss_idle,
             t.rss_sessions,
             a.sessions,
+            a.users,
             per_session(t.rss_sessions),
             t.login_secs,
             t.rss_used,

@@ -31,10 +31,12 @@ pub struct MemoryStore {
 
 /// Which sessions each user has. Kept small: a user's list is pruned of
 /// ended sessions whenever the user logs in, and the whole index when it
-/// names more users than the store can hold sessions.
+/// names more users than the store can hold sessions. Users are keyed by a
+/// digest of their `sub` (no string per user), and a user's first session
+/// takes a list of one.
 #[derive(Default)]
 struct UserIndex {
-    by_user: HashMap<String, VecDeque<Arc<str>>>,
+    by_user: HashMap<u128, VecDeque<Arc<str>>>,
 }
 
 impl MemoryStore {
@@ -61,7 +63,10 @@ impl MemoryStore {
                 !ids.is_empty()
             });
         }
-        let ids = index.by_user.entry(user.to_string()).or_default();
+        let ids = index
+            .by_user
+            .entry(digest(user))
+            .or_insert_with(|| VecDeque::with_capacity(1));
         // Forget ended sessions only when the user is at the bound: a check
         // per login would cost O(sessions of the user).
         if ids.len() >= self.max_per_user {
@@ -134,7 +139,7 @@ impl SessionStore for MemoryStore {
 
     async fn claim_state(&self, state_key: &str, ttl: Duration) -> Result<bool, StoreError> {
         let now = self.clock.now_millis();
-        let key = state_digest(state_key);
+        let key = digest(state_key);
         if self.used_states.contains_key(&key, now) {
             return Ok(false);
         }
@@ -144,10 +149,10 @@ impl SessionStore for MemoryStore {
     }
 }
 
-/// 128 bits of a SHA-256 of a state key: two keys of different states share
-/// a digest with odds of 2^-128 per pair.
-fn state_digest(state_key: &str) -> u128 {
-    let digest = Sha256::digest(state_key.as_bytes());
+/// 128 bits of a SHA-256 of a state key or a user's `sub`: two different
+/// texts share a digest with odds of 2^-128 per pair.
+fn digest(text: &str) -> u128 {
+    let digest = Sha256::digest(text.as_bytes());
     let mut first = [0u8; 16];
     first.copy_from_slice(&digest[..16]);
     u128::from_le_bytes(first)

@@ -295,7 +295,16 @@ impl FakeDocuSign {
     /// Which configured user `/oauth/auth` consents as. An unknown `sub`
     /// makes `/oauth/auth` answer 500 until a known one is set.
     pub fn set_consenting_user(&self, sub: &str) {
-        self.shared().lock().consenting_user = sub.to_string();
+        let mut state = self.shared().lock();
+        state.consenting_user = sub.to_string();
+        state.consenting_in_turn = None;
+    }
+
+    /// `true`: the configured users consent at `/oauth/auth` in turn (the
+    /// first, the second, ..., then the first again), as when many people
+    /// log in; `false`: the consenting user again.
+    pub fn set_users_consent_in_turn(&self, in_turn: bool) {
+        self.shared().lock().consenting_in_turn = in_turn.then_some(0);
     }
 
     /// Registers an RSA public key (PEM) of the integration key, as an

@@ -126,11 +126,19 @@ fn authorize_answer(shared: &Shared, params: &[(String, String)]) -> Response {
             state_param,
         );
     }
-    let Some(user) = config
-        .users
-        .iter()
-        .position(|u| u.sub == state.consenting_user)
-    else {
+    let in_turn = state
+        .consenting_in_turn
+        .map(|next| next % config.users.len().max(1));
+    if let Some(next) = in_turn {
+        state.consenting_in_turn = Some(next + 1);
+    }
+    let user = in_turn.filter(|&u| u < config.users.len()).or_else(|| {
+        config
+            .users
+            .iter()
+            .position(|u| u.sub == state.consenting_user)
+    });
+    let Some(user) = user else {
         return reply::html_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "The fake has no user with the configured consenting sub.",

@@ -107,6 +107,9 @@ pub(crate) struct State {
     pub(crate) refresh_token_ttl: Duration,
     /// `sub` of the user `/oauth/auth` consents as.
     pub(crate) consenting_user: String,
+    /// `Some(next)`: the configured users consent in turn instead (index of
+    /// the next one), as when many people log in.
+    pub(crate) consenting_in_turn: Option<usize>,
     pub(crate) deny_consent: bool,
     pub(crate) is_default_as_string: bool,
     /// `base_uri` answered for an account instead of its REST host's URL
@@ -164,6 +167,7 @@ impl State {
                 .first()
                 .map(|u| u.sub.clone())
                 .unwrap_or_default(),
+            consenting_in_turn: None,
             deny_consent: false,
             is_default_as_string: false,
             base_uri_overrides: HashMap::new(),

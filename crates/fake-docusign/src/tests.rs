@@ -740,3 +740,62 @@ async fn start_fails_clearly() {
         .expect_err("bad host index");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+/// The `sub` of whoever consents to a login's authorization now.
+async fn consenting_sub(h: &Harness) -> String {
+    let code = h.code(&[]).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+    ];
+    let (_, tokens) = h.token(&form, GOOD).await;
+    let access = tokens["access_token"].as_str().expect("access");
+    let info: Value = h
+        .http
+        .get(format!("{}/oauth/userinfo", h.fake.account_server_url()))
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("userinfo")
+        .json()
+        .await
+        .expect("json");
+    info["sub"].as_str().expect("sub").to_string()
+}
+
+#[tokio::test]
+async fn users_consent_in_turn_when_asked() {
+    let mut config = test_config();
+    let mut second = config.users[0].clone();
+    second.sub = "22222222-2222-4222-8222-222222222222".into();
+    second.email = "second@example.com".into();
+    config.users.push(second);
+    let h = Harness {
+        fake: FakeDocuSign::start(config).await.expect("start fake"),
+        http: client(),
+    };
+    let subs: Vec<String> = h
+        .fake
+        .config()
+        .users
+        .iter()
+        .map(|u| u.sub.clone())
+        .collect();
+    assert_eq!(consenting_sub(&h).await, subs[0]);
+    assert_eq!(
+        consenting_sub(&h).await,
+        subs[0],
+        "the consenting user, by default"
+    );
+    h.fake.set_users_consent_in_turn(true);
+    for expected in [0, 1, 0, 1] {
+        assert_eq!(consenting_sub(&h).await, subs[expected]);
+    }
+    h.fake.set_consenting_user(&subs[1]);
+    assert_eq!(
+        consenting_sub(&h).await,
+        subs[1],
+        "a set user ends the turns"
+    );
+    assert_eq!(consenting_sub(&h).await, subs[1]);
+}
