@@ -158,6 +158,25 @@ mod tests {
     }
 
     #[test]
+    fn random_texts_of_the_base64url_alphabet_and_dots_come_back_exact() {
+        use rand::Rng;
+        const ALPHABET: &[u8] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+";
+        let mut rng = rand::thread_rng();
+        let mut packed = 0;
+        for _ in 0..5_000 {
+            let len = rng.gen_range(0..64);
+            let text: String = (0..len)
+                .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+                .collect();
+            let t = PackedToken::new(&text);
+            assert_eq!(t.unpack(), text);
+            packed += usize::from(t.is_packed());
+        }
+        assert!(packed > 0, "some random texts are canonical base64url");
+    }
+
+    #[test]
     fn a_segment_too_long_for_its_length_field_stays_text() {
         let text = URL_SAFE_NO_PAD.encode(vec![1u8; 70_000]);
         let t = PackedToken::new(&text);
