@@ -15,7 +15,7 @@ use docusign_gateway::docusign::TokenSet;
 use docusign_gateway::session::conformance::{self, Subject};
 use docusign_gateway::session::model::test_support::session;
 use docusign_gateway::session::redis::{RedisSettings, RedisStore, Target};
-use docusign_gateway::session::{SessionStore, StoreError, TokenSwap};
+use docusign_gateway::session::{Lease, Session, SessionStore, StoreError, TokenSwap};
 use docusign_gateway::util::secret::Secret;
 use docusign_gateway::util::time::system_clock;
 
@@ -42,6 +42,17 @@ fn store(target: Target) -> Arc<RedisStore> {
 fn two_instances(server: &RedisServer) -> (Arc<RedisStore>, Arc<RedisStore>) {
     let target = || Target::Standalone(server.url());
     (store(target()), store(target()))
+}
+
+/// A new session on `store`, whose refresh lease `store` holds.
+async fn leased_session(store: &RedisStore) -> (Arc<Session>, Lease) {
+    let s = store.insert(session(600)).await.unwrap();
+    let lease = store
+        .acquire_lease(&s.id, Duration::ZERO)
+        .await
+        .unwrap()
+        .expect("free");
+    (s, lease)
 }
 
 fn tokens(access: &str) -> TokenSet {
@@ -137,12 +148,7 @@ where
 async fn one_lease_holder_across_instances_and_a_lost_lease_still_commits() {
     let server = RedisServer::start();
     let (a, b) = two_instances(&server);
-    let s = a.insert(session(600)).await.unwrap();
-    let lease = a
-        .acquire_lease(&s.id, Duration::ZERO)
-        .await
-        .unwrap()
-        .expect("free");
+    let (s, lease) = leased_session(&a).await;
     let started = Instant::now();
     let busy = b
         .acquire_lease(&s.id, Duration::from_millis(300))
@@ -202,12 +208,7 @@ async fn taking_the_lease_drops_what_was_cached_while_waiting_for_it() {
     let server = RedisServer::start();
     let (a, b) = two_instances(&server);
     until_cached(&b).await;
-    let s = a.insert(session(600)).await.unwrap();
-    let lease = a
-        .acquire_lease(&s.id, Duration::ZERO)
-        .await
-        .unwrap()
-        .expect("free");
+    let (s, lease) = leased_session(&a).await;
     let waiter = {
         let (b, id) = (b.clone(), s.id.clone());
         tokio::spawn(async move { b.acquire_lease(&id, Duration::from_secs(5)).await })

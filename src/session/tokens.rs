@@ -92,12 +92,8 @@ impl Tokens {
         self.refresh.as_ref().map(|r| Secret::new(r.unpack()))
     }
 
-    pub fn has_refresh_token(&self) -> bool {
-        self.refresh.is_some()
-    }
-
-    /// The pair as the token endpoint gave it.
-    pub fn to_set(&self) -> TokenSet {
+    /// The pair as the token endpoint gave it (the stored form).
+    fn to_set(&self) -> TokenSet {
         TokenSet {
             access_token: Secret::new(self.expose_access_token()),
             refresh_token: self.refresh_token(),
@@ -178,7 +174,7 @@ mod tests {
         let t = Tokens::new(set("a\nb", None), 0, 1000);
         assert!(t.bearer().is_none());
         assert_eq!(t.expose_access_token(), "a\nb");
-        assert!(!t.has_refresh_token());
+        assert!(t.refresh_token().is_none());
     }
 
     #[test]
@@ -217,7 +213,7 @@ mod tests {
             r#"{"set":{"access_token":"at","refresh_token":null,"expires_at":1},"generation":0,"obtained_at":0}"#,
         )
         .unwrap();
-        assert!(!none.has_refresh_token());
+        assert!(none.refresh_token().is_none());
     }
 
     #[test]

@@ -41,12 +41,14 @@ impl PackedToken {
         }
     }
 
-    /// Whether it is held in binary form (for tests and measurements).
+    /// Whether it is held in binary form.
+    #[cfg(test)]
     pub fn is_packed(&self) -> bool {
         self.0.first().is_some_and(|&tag| tag != TEXT)
     }
 
     /// Bytes held on the heap.
+    #[cfg(test)]
     pub fn heap_len(&self) -> usize {
         self.0.len()
     }

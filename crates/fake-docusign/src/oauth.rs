@@ -126,18 +126,16 @@ fn authorize_answer(shared: &Shared, params: &[(String, String)]) -> Response {
             state_param,
         );
     }
-    let in_turn = state
-        .consenting_in_turn
-        .map(|next| next % config.users.len().max(1));
-    if let Some(next) = in_turn {
-        state.consenting_in_turn = Some(next + 1);
-    }
-    let user = in_turn.filter(|&u| u < config.users.len()).or_else(|| {
-        config
+    let user = match state.consenting_in_turn {
+        Some(next) if !config.users.is_empty() => {
+            state.consenting_in_turn = Some(next + 1);
+            Some(next % config.users.len())
+        }
+        _ => config
             .users
             .iter()
-            .position(|u| u.sub == state.consenting_user)
-    });
+            .position(|u| u.sub == state.consenting_user),
+    };
     let Some(user) = user else {
         return reply::html_error(
             StatusCode::INTERNAL_SERVER_ERROR,
