@@ -15,9 +15,8 @@ use std::io::Write as _;
 use std::sync::OnceLock;
 
 use serde::Serialize;
+use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{info, Level};
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 
 use crate::config::LogFormat;
 use crate::ops::log_queue::QueueWriter;
@@ -99,28 +98,37 @@ fn through_tracing(line: &AccessLine) {
 /// `line` as `tracing-subscriber`'s `fmt` layer would write it, ending in a
 /// newline.
 fn render(out: &mut Vec<u8>, format: LogFormat, line: &AccessLine) {
-    let mut timestamp = String::with_capacity(32);
-    let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
+    let mut stamp = [0u8; TIMESTAMP_MAX];
+    let timestamp = timestamp(SystemTime::now(), &mut stamp);
     match format {
         LogFormat::Text => {
             // `&str` fields are written quoted (their `Debug`), `%` ones
             // (method, path, session) as they are, numbers plain.
-            let _ = writeln!(
-                out,
-                "{timestamp}  INFO {TARGET}: request method={} path={} status={} class={:?} upstream={:?} session={} duration_ms={} error={:?}",
-                line.method,
-                line.path,
-                line.status,
-                line.class,
-                line.upstream,
-                line.session,
-                line.duration_ms,
-                line.error,
-            );
+            let mut numbers = itoa::Buffer::new();
+            out.extend_from_slice(timestamp.as_bytes());
+            out.extend_from_slice(b"  INFO ");
+            out.extend_from_slice(TARGET.as_bytes());
+            out.extend_from_slice(b": request method=");
+            out.extend_from_slice(line.method.as_bytes());
+            out.extend_from_slice(b" path=");
+            out.extend_from_slice(line.path.as_bytes());
+            out.extend_from_slice(b" status=");
+            out.extend_from_slice(numbers.format(line.status).as_bytes());
+            out.extend_from_slice(b" class=");
+            quoted(out, line.class);
+            out.extend_from_slice(b" upstream=");
+            quoted(out, line.upstream);
+            out.extend_from_slice(b" session=");
+            out.extend_from_slice(line.session.hex(&mut [0; 12]).as_bytes());
+            out.extend_from_slice(b" duration_ms=");
+            out.extend_from_slice(numbers.format(line.duration_ms).as_bytes());
+            out.extend_from_slice(b" error=");
+            quoted(out, line.error);
+            out.push(b'\n');
         }
         LogFormat::Json => {
             let json = Json {
-                timestamp: &timestamp,
+                timestamp,
                 level: "INFO",
                 fields: Fields {
                     message: "request",
@@ -141,6 +149,76 @@ fn render(out: &mut Vec<u8>, format: LogFormat, line: &AccessLine) {
             }
         }
     }
+}
+
+/// `value` as its `Debug` writes it: quoted, escaped where needed.
+fn quoted(out: &mut Vec<u8>, value: &str) {
+    let plain = value
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = write!(out, "{value:?}");
+    }
+}
+
+/// A timestamp's length (4-digit years), with room to spare.
+const TIMESTAMP_MAX: usize = 32;
+
+thread_local! {
+    /// The current second's `YYYY-MM-DDTHH:MM:SS.`, computed once a second.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// `now` as `tracing-subscriber`'s `SystemTime` timer writes it (UTC, to the
+/// microsecond: `2026-11-28T22:15:03.123456Z`), in `buffer`. The date and
+/// time of day are formatted once a second per thread; a time before 1970
+/// is written as 1970.
+fn timestamp(now: SystemTime, buffer: &mut [u8; TIMESTAMP_MAX]) -> &str {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let len = SECOND.with(|second| {
+        let mut second = second.borrow_mut();
+        if second.0 != secs || second.1.is_empty() {
+            *second = (secs, second_text(secs));
+        }
+        let prefix = second.1.as_bytes();
+        let len = prefix.len().min(TIMESTAMP_MAX - 7);
+        buffer[..len].copy_from_slice(&prefix[..len]);
+        len
+    });
+    let mut micros = since.subsec_micros();
+    for i in (len..len + 6).rev() {
+        buffer[i] = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    buffer[len + 6] = b'Z';
+    // Only ASCII was written.
+    std::str::from_utf8(&buffer[..len + 7]).unwrap_or_default()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` of a whole second (Unix time), in UTC. Past
+/// the year 9999 (a clock that wrong) it is the last second of 9999.
+fn second_text(secs: u64) -> String {
+    let t = i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .filter(|t| t.year() <= 9999);
+    let Some(t) = t else {
+        return "9999-12-31T23:59:59.".to_string();
+    };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 #[derive(Serialize)]
@@ -174,6 +252,7 @@ mod tests {
     use super::*;
     use crate::util::ids::log_id;
     use std::sync::{Arc, Mutex};
+    use std::time::Duration;
     use tracing_subscriber::fmt::MakeWriter;
     use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -240,6 +319,16 @@ mod tests {
                 duration_ms: 0,
                 error: "ConnectTimedout",
             },
+            AccessLine {
+                method: "GET",
+                path: "/",
+                status: 65535,
+                class: "auth",
+                upstream: "h\u{e9}\"st\t\u{200b}",
+                session: log_id(""),
+                duration_ms: u64::MAX,
+                error: "\\ \u{7f}",
+            },
         ]
     }
 
@@ -271,6 +360,28 @@ mod tests {
             }
             assert_eq!(ours, theirs);
         }
+    }
+
+    #[test]
+    fn timestamps_are_utc_to_the_microsecond() {
+        let at = |secs: u64, micros: u64| {
+            let t = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros);
+            timestamp(t, &mut [0; TIMESTAMP_MAX]).to_string()
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(at(1_700_000_000, 123_456), "2023-11-14T22:13:20.123456Z");
+        // The same second again (cached), then the next one.
+        assert_eq!(at(1_700_000_000, 7), "2023-11-14T22:13:20.000007Z");
+        assert_eq!(at(1_700_000_001, 999_999), "2023-11-14T22:13:21.999999Z");
+        assert_eq!(at(951_782_400, 1), "2000-02-29T00:00:00.000001Z");
+        assert_eq!(at(253_402_300_799, 5), "9999-12-31T23:59:59.000005Z");
+        assert_eq!(at(253_402_300_800, 0), "9999-12-31T23:59:59.000000Z");
+        assert_eq!(second_text(u64::MAX), "9999-12-31T23:59:59.");
+        let before_1970 = UNIX_EPOCH - Duration::from_secs(5);
+        assert_eq!(
+            timestamp(before_1970, &mut [0; TIMESTAMP_MAX]),
+            "1970-01-01T00:00:00.000000Z"
+        );
     }
 
     #[test]

@@ -25,13 +25,23 @@ pub fn log_id(session_id: &str) -> LogId {
     LogId(Some(short))
 }
 
+impl LogId {
+    /// 12 hex digits in `buffer`; nothing for the default (no session).
+    pub fn hex<'a>(&self, buffer: &'a mut [u8; 12]) -> &'a str {
+        let Some(short) = &self.0 else {
+            return "";
+        };
+        // 6 bytes fill 12 digits exactly: this cannot fail.
+        hex::encode_to_slice(short, buffer).map_or("", |()| {
+            std::str::from_utf8(buffer.as_slice()).unwrap_or_default()
+        })
+    }
+}
+
 impl std::fmt::Display for LogId {
     /// 12 hex digits; nothing for the default (no session).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for b in self.0.iter().flatten() {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(self.hex(&mut [0; 12]))
     }
 }
 
