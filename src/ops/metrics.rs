@@ -1,6 +1,7 @@
 //! Prometheus metrics, registered once in the default registry that
 //! `pingora-prometheus` serves on `server.metrics_listen`.
 
+use std::cell::RefCell;
 use std::sync::LazyLock;
 
 use pingora_prometheus::prometheus::core::{Collector, Desc};
@@ -9,6 +10,19 @@ use pingora_prometheus::prometheus::{
     self, exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
     IntGauge, IntGaugeVec, Opts,
 };
+
+/// Most series of one metric a thread keeps at hand (`request`,
+/// `upstream_time`): a label lookup hashes every label value under a lock,
+/// a kept series is a short scan. Past this the thread's list starts over.
+/// Those metrics' series are never removed, so a kept one stays current.
+pub const SERIES_CACHED_PER_THREAD: usize = 64;
+
+thread_local! {
+    static REQUEST_SERIES: RefCell<Vec<(RequestClass, &'static str, IntCounter)>> =
+        const { RefCell::new(Vec::new()) };
+    static UPSTREAM_SERIES: RefCell<Vec<(Box<str>, Histogram)>> =
+        const { RefCell::new(Vec::new()) };
+}
 
 /// Labels of one metric, as a closed set: every value is known here, so the
 /// README's metrics table can be checked against them.
@@ -228,10 +242,40 @@ pub fn metrics() -> &'static Metrics {
 }
 
 impl Metrics {
-    pub fn request(&self, class: RequestClass, status: &str) {
-        self.requests
-            .with_label_values(&[class.as_str(), status])
-            .inc();
+    /// Counts a request (`status` is one of few labels, see
+    /// `proxy::respond`). Its series is looked up once per thread.
+    pub fn request(&self, class: RequestClass, status: &'static str) {
+        REQUEST_SERIES.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if let Some((_, _, counter)) =
+                cache.iter().find(|(c, s, _)| *c == class && *s == status)
+            {
+                return counter.inc();
+            }
+            let counter = self.requests.with_label_values(&[class.as_str(), status]);
+            counter.inc();
+            if cache.len() >= SERIES_CACHED_PER_THREAD {
+                cache.clear();
+            }
+            cache.push((class, status, counter));
+        });
+    }
+
+    /// Records the time to an answer's headers from `host` (a REST host's
+    /// authority). Its series is looked up once per thread.
+    pub fn upstream_time(&self, host: &str, seconds: f64) {
+        UPSTREAM_SERIES.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if let Some((_, histogram)) = cache.iter().find(|(h, _)| **h == *host) {
+                return histogram.observe(seconds);
+            }
+            let histogram = self.upstream_seconds.with_label_values(&[host]);
+            histogram.observe(seconds);
+            if cache.len() >= SERIES_CACHED_PER_THREAD {
+                cache.clear();
+            }
+            cache.push((host.into(), histogram));
+        });
     }
 
     pub fn login_failed(&self, reason: LoginFailure) {
@@ -257,22 +301,31 @@ impl Metrics {
     }
 
     /// Sets an account's rate gauges (a value not seen leaves its gauge).
+    /// `gauges` keeps the account's series once looked up, so an account
+    /// seen again costs three stores, not three label lookups.
     pub fn account_rate(
         &self,
         account: &str,
+        gauges: &mut AccountGauges,
         limit: Option<u64>,
         remaining: Option<u64>,
         burst: Option<u64>,
     ) {
-        let gauges = [
-            (&self.ratelimit_limit, limit),
-            (&self.ratelimit_remaining, remaining),
-            (&self.burstlimit_remaining, burst),
+        let series = [
+            (&self.ratelimit_limit, &mut gauges.limit, limit),
+            (&self.ratelimit_remaining, &mut gauges.remaining, remaining),
+            (
+                &self.burstlimit_remaining,
+                &mut gauges.burst_remaining,
+                burst,
+            ),
         ];
-        for (gauge, value) in gauges {
+        for (vec, gauge, value) in series {
             if let Some(v) = value {
                 let v = i64::try_from(v).unwrap_or(i64::MAX);
-                gauge.with_label_values(&[account]).set(v);
+                gauge
+                    .get_or_insert_with(|| vec.with_label_values(&[account]))
+                    .set(v);
             }
         }
     }
@@ -292,6 +345,15 @@ impl Metrics {
                 .remove_label_values(&[account, reason.as_str()]);
         }
     }
+}
+
+/// One account's rate-limit series, each looked up when first set (a
+/// series is created only for a value seen). See [`Metrics::account_rate`].
+#[derive(Clone, Debug, Default)]
+pub struct AccountGauges {
+    limit: Option<IntGauge>,
+    remaining: Option<IntGauge>,
+    burst_remaining: Option<IntGauge>,
 }
 
 /// A gauge whose value is read when scraped (live sessions, pending logins).
@@ -325,6 +387,39 @@ pub fn register_live_gauge(name: &str, help: &str, read: impl Fn() -> i64 + Send
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_kept_per_thread_count_in_the_registrys_series() {
+        let m = metrics();
+        let hosts: Vec<String> = (0..SERIES_CACHED_PER_THREAD + 5)
+            .map(|i| format!("series-cache-{i}.example:443"))
+            .collect();
+        for round in 0..3 {
+            for host in &hosts {
+                m.upstream_time(host, 0.25);
+            }
+            let first = m.upstream_seconds.with_label_values(&[&hosts[0]]);
+            assert_eq!(first.get_sample_count(), round + 1);
+        }
+        let last = m
+            .upstream_seconds
+            .with_label_values(&[&hosts[hosts.len() - 1]]);
+        assert_eq!(last.get_sample_count(), 3);
+        assert_eq!(last.get_sample_sum(), 0.75);
+        // Another thread finds the same series.
+        std::thread::spawn(|| metrics().upstream_time("series-cache-0.example:443", 1.0))
+            .join()
+            .unwrap();
+        let first = m.upstream_seconds.with_label_values(&[&hosts[0]]);
+        assert_eq!(first.get_sample_count(), 4);
+
+        let counter = || m.requests.with_label_values(&["auth", "599"]).get();
+        let before = counter();
+        for _ in 0..3 {
+            m.request(RequestClass::Auth, "599");
+        }
+        assert_eq!(counter(), before + 3);
+    }
 
     /// The README's row for `metric`.
     fn readme_row(metric: &str) -> &'static str {

@@ -58,14 +58,7 @@ impl Gateway {
     /// Step 5: what an answer says about its account's limits (the headers
     /// pass through untouched).
     pub(super) fn observe_rates(&self, f: &Forwarding, answer: &ResponseHeader) {
-        let get = |name: &str| {
-            answer
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let seen = RateHeaders::parse(get, self.auth.clock.now_unix());
+        let seen = RateHeaders::parse(&answer.headers, self.auth.clock.now_unix());
         self.auth
             .rates
             .observe(&f.account_id, &seen, answer.status.as_u16());

@@ -307,10 +307,8 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let (Some(sent), Some(f)) = (ctx.upstream_sent, &ctx.forwarding) {
-            metrics()
-                .upstream_seconds
-                .with_label_values(&[f.upstream.host.authority.as_str()])
-                .observe(sent.elapsed().as_secs_f64());
+            let host = f.upstream.host.authority.as_str();
+            metrics().upstream_time(host, sent.elapsed().as_secs_f64());
         }
         self.auth.cookies.strip_own_set_cookies(upstream_response)?;
         if let Some(f) = &ctx.forwarding {

@@ -1,5 +1,7 @@
 //! DocuSign's rate-limit headers, read off one REST answer.
 
+use http::header::{HeaderMap, HeaderName};
+
 /// Seconds values below this are a duration ("resets in N seconds"), not a
 /// Unix time: 10^9 seconds after the epoch is September 2001.
 const UNIX_TIME_FLOOR: u64 = 1_000_000_000;
@@ -21,17 +23,25 @@ pub struct RateHeaders {
     pub burst_remaining: Option<u64>,
 }
 
+const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+const BURST_LIMIT: HeaderName = HeaderName::from_static("x-burstlimit-limit");
+const BURST_REMAINING: HeaderName = HeaderName::from_static("x-burstlimit-remaining");
+
 impl RateHeaders {
-    /// Reads the headers through `get` (a header's value by name) at `now`
-    /// (Unix seconds).
-    pub fn parse(get: impl Fn(&str) -> Option<String>, now: u64) -> RateHeaders {
-        let number = |name: &str| get(name).and_then(|v| v.trim().parse::<u64>().ok());
+    /// Reads the headers of an answer at `now` (Unix seconds).
+    pub fn parse(headers: &HeaderMap, now: u64) -> RateHeaders {
+        let number = |name: &HeaderName| {
+            let value = headers.get(name)?.to_str().ok()?;
+            value.trim().parse::<u64>().ok()
+        };
         RateHeaders {
-            limit: number("x-ratelimit-limit"),
-            remaining: number("x-ratelimit-remaining"),
-            reset_at: number("x-ratelimit-reset").map(|v| absolute(v, now)),
-            burst_limit: number("x-burstlimit-limit"),
-            burst_remaining: number("x-burstlimit-remaining"),
+            limit: number(&LIMIT),
+            remaining: number(&REMAINING),
+            reset_at: number(&RESET).map(|v| absolute(v, now)),
+            burst_limit: number(&BURST_LIMIT),
+            burst_remaining: number(&BURST_REMAINING),
         }
     }
 
@@ -55,16 +65,15 @@ fn absolute(value: u64, now: u64) -> u64 {
 mod tests {
     use super::*;
 
-    fn parse(pairs: &[(&str, &str)], now: u64) -> RateHeaders {
-        RateHeaders::parse(
-            |name| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.to_string())
-            },
-            now,
-        )
+    fn parse(pairs: &[(&'static str, &'static str)], now: u64) -> RateHeaders {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_static(value),
+            );
+        }
+        RateHeaders::parse(&headers, now)
     }
 
     #[test]

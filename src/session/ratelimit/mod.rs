@@ -18,6 +18,7 @@ pub mod counter;
 mod headers;
 pub mod redis_counter;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -26,7 +27,7 @@ pub use counter::{CallCount, CallCounter, MemoryCallCounter};
 pub use headers::RateHeaders;
 pub use redis_counter::RedisCallCounter;
 
-use crate::ops::metrics::{metrics, RateLimitReason};
+use crate::ops::metrics::{metrics, AccountGauges, RateLimitReason};
 use crate::util::time::Clock;
 use crate::util::ttl_map::TtlMap;
 
@@ -104,7 +105,7 @@ pub struct Block {
 
 /// The rate state of every account seen, shared by all requests.
 pub struct AccountRates {
-    map: TtlMap<String, AccountRate>,
+    map: TtlMap<String, Tracked>,
     hourly_reserve: u64,
     clock: Arc<dyn Clock>,
 }
@@ -119,23 +120,39 @@ impl AccountRates {
     }
 
     /// Records a REST answer of `account` with status `status`: its
-    /// rate-limit headers, and a 429 of DocuSign's.
+    /// rate-limit headers, and a 429 of DocuSign's. The account is kept
+    /// until [`KEEP_SECS`] after this, to within [`KEEP_REFRESH_MS`]: an
+    /// account seen again sooner is updated in place.
     pub fn observe(&self, account: &str, seen: &RateHeaders, status: u16) {
         if seen.is_empty() && status != 429 {
             return;
         }
         let now_ms = self.clock.now_millis();
         let now = now_ms / 1000;
-        let key = account.to_ascii_lowercase();
-        let mut rate = self.map.get(&key, now_ms).unwrap_or_default();
-        rate.merge(seen, now);
+        let key = lowercase(account);
         if status == 429 {
-            rate.last_429_at = Some(now);
             metrics().ratelimited(&key, RateLimitReason::Docusign429);
         }
-        metrics().account_rate(&key, rate.limit, rate.remaining, rate.burst_remaining);
-        let keep_until = now_ms + KEEP_SECS * 1000;
-        for (gone, _) in self.map.insert(key, rate, keep_until, now_ms) {
+        let keep_until_ms = now_ms + KEEP_SECS * 1000;
+        let updated = self.map.update(&*key, now_ms, |t| {
+            t.record(&key, seen, status, now);
+            (t.keep_until_ms + KEEP_REFRESH_MS <= keep_until_ms).then(|| t.clone())
+        });
+        let tracked = match updated {
+            Some(None) => return,
+            Some(Some(tracked)) => tracked,
+            None => {
+                let mut tracked = Tracked::default();
+                tracked.record(&key, seen, status, now);
+                tracked
+            }
+        };
+        let tracked = Tracked {
+            keep_until_ms,
+            ..tracked
+        };
+        let key = key.into_owned();
+        for (gone, _) in self.map.insert(key, tracked, keep_until_ms, now_ms) {
             metrics().forget_account(&gone);
         }
     }
@@ -143,14 +160,51 @@ impl AccountRates {
     /// Whether calls to `account` are refused now, and until when.
     pub fn check(&self, account: &str) -> Option<Block> {
         let now_ms = self.clock.now_millis();
-        let rate = self.map.get(&account.to_ascii_lowercase(), now_ms)?;
-        rate.block(self.hourly_reserve, now_ms / 1000)
+        let reserve = self.hourly_reserve;
+        let check = |t: &mut Tracked| t.rate.block(reserve, now_ms / 1000);
+        self.map.update(&*lowercase(account), now_ms, check)?
     }
 
     /// What was last seen of `account`.
     pub fn get(&self, account: &str) -> Option<AccountRate> {
-        self.map
-            .get(&account.to_ascii_lowercase(), self.clock.now_millis())
+        let now_ms = self.clock.now_millis();
+        let rate = |t: &mut Tracked| t.rate.clone();
+        self.map.update(&*lowercase(account), now_ms, rate)
+    }
+}
+
+/// How far an account's keep-until may fall behind [`KEEP_SECS`] after its
+/// last answer before its entry is renewed (a renewal reorders the map's
+/// indexes; an update in place does not).
+pub const KEEP_REFRESH_MS: u64 = 60_000;
+
+/// An account's entry: what was seen of it, its metric series, and until
+/// when it is kept (Unix milliseconds).
+#[derive(Clone, Debug, Default)]
+struct Tracked {
+    rate: AccountRate,
+    gauges: AccountGauges,
+    keep_until_ms: u64,
+}
+
+impl Tracked {
+    fn record(&mut self, account: &str, seen: &RateHeaders, status: u16, now: u64) {
+        self.rate.merge(seen, now);
+        if status == 429 {
+            self.rate.last_429_at = Some(now);
+        }
+        let r = &self.rate;
+        let (limit, remaining, burst) = (r.limit, r.remaining, r.burst_remaining);
+        metrics().account_rate(account, &mut self.gauges, limit, remaining, burst);
+    }
+}
+
+/// Account ids are compared without case; most arrive in lower case.
+fn lowercase(account: &str) -> Cow<'_, str> {
+    if account.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(account.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(account)
     }
 }
 

@@ -84,6 +84,24 @@ fn state_is_dropped_after_two_hours() {
 }
 
 #[test]
+fn an_account_seen_again_is_kept_from_its_last_answer_to_the_minute() {
+    let clock = ManualClock::at_unix(NOW);
+    let rates = AccountRates::new(0, clock.clone());
+    rates.observe("a1", &seen(10, NOW + 3600, 3), 200);
+    // Within KEEP_REFRESH_MS: updated in place, the keep-until unchanged.
+    clock.advance_secs(30);
+    rates.observe("a1", &seen(9, NOW + 3600, 3), 200);
+    assert_eq!(rates.get("a1").unwrap().remaining, Some(9));
+    // Later than that: kept until KEEP_SECS after this answer.
+    clock.advance_secs(60);
+    rates.observe("A1", &seen(8, NOW + 3600, 3), 200);
+    clock.advance_secs(KEEP_SECS - 1);
+    assert_eq!(rates.get("a1").unwrap().remaining, Some(8));
+    clock.advance_secs(1);
+    assert!(rates.get("a1").is_none());
+}
+
+#[test]
 fn calls_are_counted_per_minute_for_an_hour() {
     let mut b = Default::default();
     assert_eq!(count_in_at(&mut b, 2, NOW + 10), CallCount::Counted);
