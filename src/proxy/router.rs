@@ -114,20 +114,24 @@ const MAX_ACCOUNT_ID: usize = 64;
 /// session's accounts.
 pub fn parse_api_path(path: &str) -> Result<ApiPath<'_>, PathError> {
     let rest = path.strip_prefix(API_PREFIX).ok_or(PathError::NotApi)?;
-    let segments: Vec<&str> = rest.split('/').collect();
-    for seg in &segments {
+    // The first three segments (version, resource, account id) are kept.
+    let mut segments: [Option<&str>; 3] = [None; 3];
+    for (i, seg) in rest.split('/').enumerate() {
         if seg.is_empty() {
             return Err(PathError::EmptySegment);
         }
         if is_dot_segment(seg) {
             return Err(PathError::DotSegment);
         }
+        if let Some(kept) = segments.get_mut(i) {
+            *kept = Some(seg);
+        }
     }
-    let version = segments[0];
+    let version = segments[0].unwrap_or_default();
     if !is_version(version) {
         return Err(PathError::BadVersion);
     }
-    let account = match segments.get(1) {
+    let account = match segments[1] {
         None => None,
         Some(resource) => {
             if !resource
@@ -137,9 +141,9 @@ pub fn parse_api_path(path: &str) -> Result<ApiPath<'_>, PathError> {
                 return Err(PathError::BadResource);
             }
             if resource.eq_ignore_ascii_case("accounts") {
-                match segments.get(2) {
+                match segments[2] {
                     None => None,
-                    Some(id) if is_account_id(id) => Some(*id),
+                    Some(id) if is_account_id(id) => Some(id),
                     Some(_) => return Err(PathError::BadAccountId),
                 }
             } else {
@@ -182,6 +186,10 @@ fn is_account_id(seg: &str) -> bool {
 /// to something holding `/` or `\`: such a path could reach another account
 /// than the one it names.
 fn is_dot_segment(seg: &str) -> bool {
+    if !seg.contains('%') {
+        // Nothing to decode (and a segment holds no `/`).
+        return seg == "." || seg == ".." || seg.contains('\\');
+    }
     let decoded = percent_encoding::percent_decode_str(seg).decode_utf8_lossy();
     decoded == "." || decoded == ".." || decoded.contains(['/', '\\'])
 }
@@ -309,6 +317,13 @@ mod tests {
             ("/restapi/v2.1/accounts/{id}/%2E/x", Err(DotSegment)),
             ("/restapi/./v2.1/accounts/{id}", Err(DotSegment)),
             ("/restapi/v2.1/accounts/{id}/a%5Cb", Err(DotSegment)),
+            ("/restapi/v2.1/accounts/{id}/a\\b", Err(DotSegment)),
+            ("/restapi/v2.1/accounts/{id}/envelopes/..", Err(DotSegment)),
+            ("/restapi/v2.1/accounts/{id}/envelopes/x/.", Err(DotSegment)),
+            (
+                "/restapi/v2.1/accounts/{id}/envelopes/x/",
+                Err(EmptySegment),
+            ),
         ];
         for (path, want) in table {
             let path = path.replace("{id}", ID);
