@@ -191,10 +191,13 @@ async fn measure(threads: &[usize], paths: &[String]) {
     std::fs::create_dir_all(&tmp).expect("temp dir");
     let wrapper = tmp.join("bare-pingora");
     let exe = std::env::current_exe().expect("bench binary");
+    // `BARE_PINGORA_TOOL`: a command the bare proxy runs under (a profiler,
+    // say `valgrind --tool=callgrind`); the gateway's is `GATEWAY_TEST_BIN`.
+    let tool = std::env::var("BARE_PINGORA_TOOL").unwrap_or_default();
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nexec '{}' --bare-pingora \"$@\"\n",
+            "#!/bin/sh\nexec {tool} '{}' --bare-pingora \"$@\"\n",
             exe.display()
         ),
     )
