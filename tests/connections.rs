@@ -88,6 +88,30 @@ async fn an_idle_keep_alive_connection_is_closed_after_idle_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_in_use_is_timed_from_its_last_request_not_its_first() {
+    let env = env("idle_timeout_secs = 2").await;
+    let mut s = TcpStream::connect(env.gw.addr).await.unwrap();
+    // Requests 1.2 s apart for 4.8 s: past the idle limit counted from the
+    // first one, inside it counted from each.
+    for _ in 0..5 {
+        s.write_all(HEALTHZ).await.unwrap();
+        assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+    s.write_all(HEALTHZ).await.unwrap();
+    assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
+    let idle_since = Instant::now();
+    assert!(closed_within(&mut s, Duration::from_secs(20))
+        .await
+        .is_empty());
+    assert!(
+        idle_since.elapsed() >= Duration::from_millis(1500),
+        "closed {:?} after the last request",
+        idle_since.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_request_head_gets_408_and_is_closed() {
     let env = env("header_timeout_secs = 2\nidle_timeout_secs = 30").await;
     let mut s = TcpStream::connect(env.gw.addr).await.unwrap();

@@ -100,11 +100,14 @@ impl Conn {
         self.set_phase(Phase::Busy);
     }
 
+    /// A connection's limits count from when it became idle or started a
+    /// head; a busy one has none, so its start is not read off the clock.
     fn set_phase(&self, phase: Phase) {
         let mut s = self.lock();
         s.phase = phase;
-        s.since = Instant::now();
-        s.waker = None;
+        if phase != Phase::Busy {
+            s.since = Instant::now();
+        }
     }
 }
 

@@ -88,11 +88,21 @@ impl Guarded {
             Phase::Head => self.conns.limits().header,
         };
         let deadline = tokio::time::Instant::from_std(seen.since + limit);
-        if self.timer.deadline() != deadline {
+        // The timer is moved only when it would fire too late. Armed earlier
+        // (for a deadline of an earlier phase), it fires early and is moved
+        // on then: so a connection's requests do not each reset it, one
+        // firing per `idle_timeout` does.
+        if self.timer.deadline() > deadline {
             self.timer.as_mut().reset(deadline);
         }
-        if self.timer.as_mut().poll(cx).is_pending() {
-            return Poll::Pending;
+        loop {
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if self.timer.deadline() >= deadline {
+                break;
+            }
+            self.timer.as_mut().reset(deadline);
         }
         match seen.phase {
             // Idle too long: end of stream, pingora closes quietly.
