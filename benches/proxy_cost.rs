@@ -16,7 +16,9 @@
 //! workers) and for each `--paths` entry the harness runs once: `cookie`
 //! (the session cookie) and `token` (a gateway token, `Authorization:
 //! Bearer`). The access log is on, to a file. `run.sh`'s knobs (`ROUNDS`,
-//! `DURATION`, `CONNECTIONS`, ...) pass through.
+//! `DURATION`, `CONNECTIONS`, ...) pass through; with `PROXY_CPUS` (and
+//! `LOADGEN_CPUS`, `UPSTREAM_CPUS`) the gateway is pinned as the harness pins
+//! nginx and the bare proxy.
 //!
 //! Under `cargo test` it is a smoke test of its own pieces, with no harness:
 //! the bare proxy and the gateway each forward a request to the fake's REST
@@ -212,6 +214,7 @@ async fn measure(threads: &[usize], paths: &[String]) {
         let config = gateway_config(port, &fake, &rest_host, n);
         let gateway =
             support::GatewayProcess::start("proxy-cost", port, &config, &[], Some(&log)).await;
+        pin_like_the_proxies(gateway.pid());
         let cookie = support::login(&support::client(), &public).await;
         for path in paths {
             let header = path_header(path, &public, &cookie).await;
@@ -236,6 +239,21 @@ async fn measure(threads: &[usize], paths: &[String]) {
         drop(gateway);
     }
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// The harness runs nginx and the bare proxy on the cores of `PROXY_CPUS`
+/// when it is set (with wrk on `LOADGEN_CPUS`, the upstream on
+/// `UPSTREAM_CPUS`): the gateway, every thread of it, goes there too.
+fn pin_like_the_proxies(pid: u32) {
+    let Some(cpus) = std::env::var("PROXY_CPUS").ok().filter(|c| !c.is_empty()) else {
+        return;
+    };
+    let status = Command::new("taskset")
+        .args(["-a", "-c", "-p", &cpus, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("taskset");
+    assert!(status.success(), "taskset -a -c -p {cpus} {pid} failed");
 }
 
 // ------------------------------------------------------------ smoke
