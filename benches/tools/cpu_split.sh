@@ -23,14 +23,7 @@ cd "$repo"
 KEEP_TMP=1 ROUNDS=1 DURATION=${DURATION:-10} \
   cargo bench --bench proxy_cost -- --threads 1 --paths "$path" > "$out/bench.txt" 2>&1 &
 bench=$!
-wait_for() {  # wait_for TEXT: until the bench prints it (at most 10 minutes)
-  for _ in $(seq 3000); do
-    grep -q "$1" "$out/bench.txt" && return 0
-    kill -0 "$bench" 2>/dev/null || { cat "$out/bench.txt" >&2; exit 1; }
-    sleep 0.2
-  done
-  echo "cpu_split.sh: timed out waiting for '$1'" >&2; exit 1
-}
+. "$repo/benches/tools/common.sh"
 wait_for "rounds, order"
 declare -A pid perf
 pid[gateway]=$(pgrep -f "docusign-gateway --config .*proxy-cost" | head -n1)
