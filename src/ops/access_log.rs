@@ -13,9 +13,9 @@
 use std::cell::RefCell;
 use std::io::Write as _;
 use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{info, Level};
 
 use crate::config::LogFormat;
