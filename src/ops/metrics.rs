@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::sync::LazyLock;
+use std::thread::LocalKey;
 
 use pingora_prometheus::prometheus::core::{Collector, Desc};
 use pingora_prometheus::prometheus::proto::MetricFamily;
@@ -17,11 +18,36 @@ use pingora_prometheus::prometheus::{
 /// Those metrics' series are never removed, so a kept one stays current.
 pub const SERIES_CACHED_PER_THREAD: usize = 64;
 
+/// A thread's kept series of one metric, by their label values.
+type KeptSeries<K, M> = RefCell<Vec<(K, M)>>;
+
 thread_local! {
-    static REQUEST_SERIES: RefCell<Vec<(RequestClass, &'static str, IntCounter)>> =
+    static REQUEST_SERIES: KeptSeries<(RequestClass, &'static str), IntCounter> =
         const { RefCell::new(Vec::new()) };
-    static UPSTREAM_SERIES: RefCell<Vec<(Box<str>, Histogram)>> =
+    static UPSTREAM_SERIES: KeptSeries<Box<str>, Histogram> =
         const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `record` on the series whose labels `is` picks from this thread's
+/// `kept`, or on the one `look_up` finds in the registry, which is kept then.
+fn with_kept_series<K: 'static, M: 'static>(
+    kept: &'static LocalKey<KeptSeries<K, M>>,
+    is: impl Fn(&K) -> bool,
+    look_up: impl FnOnce() -> (K, M),
+    record: impl FnOnce(&M),
+) {
+    kept.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        if let Some((_, series)) = kept.iter().find(|(labels, _)| is(labels)) {
+            return record(series);
+        }
+        let (labels, series) = look_up();
+        record(&series);
+        if kept.len() >= SERIES_CACHED_PER_THREAD {
+            kept.clear();
+        }
+        kept.push((labels, series));
+    });
 }
 
 /// Labels of one metric, as a closed set: every value is known here, so the
@@ -245,37 +271,31 @@ impl Metrics {
     /// Counts a request (`status` is one of few labels, see
     /// `proxy::respond`). Its series is looked up once per thread.
     pub fn request(&self, class: RequestClass, status: &'static str) {
-        REQUEST_SERIES.with(|cache| {
-            let mut cache = cache.borrow_mut();
-            if let Some((_, _, counter)) =
-                cache.iter().find(|(c, s, _)| *c == class && *s == status)
-            {
-                return counter.inc();
-            }
-            let counter = self.requests.with_label_values(&[class.as_str(), status]);
-            counter.inc();
-            if cache.len() >= SERIES_CACHED_PER_THREAD {
-                cache.clear();
-            }
-            cache.push((class, status, counter));
-        });
+        with_kept_series(
+            &REQUEST_SERIES,
+            |&(c, s)| c == class && s == status,
+            || {
+                let counter = self.requests.with_label_values(&[class.as_str(), status]);
+                ((class, status), counter)
+            },
+            IntCounter::inc,
+        );
     }
 
     /// Records the time to an answer's headers from `host` (a REST host's
     /// authority). Its series is looked up once per thread.
     pub fn upstream_time(&self, host: &str, seconds: f64) {
-        UPSTREAM_SERIES.with(|cache| {
-            let mut cache = cache.borrow_mut();
-            if let Some((_, histogram)) = cache.iter().find(|(h, _)| **h == *host) {
-                return histogram.observe(seconds);
-            }
-            let histogram = self.upstream_seconds.with_label_values(&[host]);
-            histogram.observe(seconds);
-            if cache.len() >= SERIES_CACHED_PER_THREAD {
-                cache.clear();
-            }
-            cache.push((host.into(), histogram));
-        });
+        with_kept_series(
+            &UPSTREAM_SERIES,
+            |kept| **kept == *host,
+            || {
+                (
+                    host.into(),
+                    self.upstream_seconds.with_label_values(&[host]),
+                )
+            },
+            |histogram| histogram.observe(seconds),
+        );
     }
 
     pub fn login_failed(&self, reason: LoginFailure) {
