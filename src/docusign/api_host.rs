@@ -103,7 +103,7 @@ impl HostPolicy {
         let port = url
             .port_or_known_default()
             .unwrap_or(if tls { 443 } else { 80 });
-        if !self.allowed.iter().any(|p| p.matches(&host, port)) {
+        if !self.allows(&host, port) {
             return Err(HostRefused::NotAllowed { host, port });
         }
         let host_for_header = match url.host() {
@@ -123,6 +123,11 @@ impl HostPolicy {
         })
     }
 
+    /// Whether a pattern of `allowed_api_hosts` matches `host:port`.
+    fn allows(&self, host: &str, port: u16) -> bool {
+        self.allowed.iter().any(|p| p.matches(host, port))
+    }
+
     /// Whether this policy still admits a host checked at login, perhaps by
     /// an instance with another configuration (a session read from a shared
     /// store): a narrowed `allowed_api_hosts` or a `allow_plain_http` turned
@@ -131,11 +136,7 @@ impl HostPolicy {
         if !host.tls && !self.allow_plain_http {
             return Err(HostRefused::PlainHttp(format!("http://{}", host.authority)));
         }
-        if !self
-            .allowed
-            .iter()
-            .any(|p| p.matches(&host.host, host.port))
-        {
+        if !self.allows(&host.host, host.port) {
             return Err(HostRefused::NotAllowed {
                 host: host.host.clone(),
                 port: host.port,

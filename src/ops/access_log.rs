@@ -182,7 +182,7 @@ fn timestamp(now: SystemTime, buffer: &mut [u8; TIMESTAMP_MAX]) -> &str {
     let secs = since.as_secs();
     let len = SECOND.with(|second| {
         let mut second = second.borrow_mut();
-        if second.0 != secs || second.1.is_empty() {
+        if second.0 != secs {
             *second = (secs, second_text(secs));
         }
         let prefix = second.1.as_bytes();

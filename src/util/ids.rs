@@ -31,10 +31,11 @@ impl LogId {
         let Some(short) = &self.0 else {
             return "";
         };
-        // 6 bytes fill 12 digits exactly: this cannot fail.
-        hex::encode_to_slice(short, buffer).map_or("", |()| {
-            std::str::from_utf8(buffer.as_slice()).unwrap_or_default()
-        })
+        // 6 bytes fill 12 digits exactly: neither step can fail.
+        if hex::encode_to_slice(short, buffer).is_err() {
+            return "";
+        }
+        std::str::from_utf8(buffer).unwrap_or_default()
     }
 }
 
