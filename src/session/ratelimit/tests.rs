@@ -84,6 +84,28 @@ fn state_is_dropped_after_two_hours() {
 }
 
 #[test]
+fn the_gauges_show_each_answer_in_place_and_after_a_renewal() {
+    let clock = ManualClock::at_unix(NOW);
+    let rates = AccountRates::new(0, clock.clone());
+    let account = "gauges-in-place-and-renewed";
+    let remaining = || {
+        let gauge = &metrics().ratelimit_remaining;
+        gauge.with_label_values(&[account]).get()
+    };
+    rates.observe(account, &seen(10, NOW + 3600, 3), 200);
+    assert_eq!(remaining(), 10);
+    clock.advance_secs(1);
+    rates.observe(account, &seen(9, NOW + 3600, 3), 200);
+    assert_eq!(remaining(), 9, "updated in place");
+    clock.advance_secs(KEEP_REFRESH_MS / 1000 + 1);
+    rates.observe(account, &seen(8, NOW + 3600, 3), 200);
+    assert_eq!(remaining(), 8, "renewed in the map");
+    clock.advance_secs(1);
+    rates.observe(account, &seen(7, NOW + 3600, 3), 200);
+    assert_eq!(remaining(), 7, "the renewed entry's series");
+}
+
+#[test]
 fn an_account_seen_again_is_kept_from_its_last_answer_to_the_minute() {
     let clock = ManualClock::at_unix(NOW);
     let rates = AccountRates::new(0, clock.clone());
