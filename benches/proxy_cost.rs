@@ -219,6 +219,7 @@ async fn measure(threads: &[usize], paths: &[String]) {
         for path in paths {
             let header = path_header(path, &public, &cookie).await;
             println!("\n== gateway server.threads = {n}, {path} path; pingora and nginx with {n} worker(s) ==");
+            let rows = tmp.join(format!("runs-{n}-{path}.tsv"));
             let status = Command::new("bash")
                 .arg(&run_sh)
                 .arg(&public)
@@ -230,15 +231,107 @@ async fn measure(threads: &[usize], paths: &[String]) {
                 .env("PINGORA_MIN_BIN", &wrapper)
                 .env("PINGORA_THREADS", n.to_string())
                 .env("PROXY_WORKERS", n.to_string())
+                .env("RESULTS_TSV", &rows)
                 .status()
                 .expect("run.sh");
             assert!(status.success(), "run.sh failed");
+            let table = std::fs::read_to_string(&rows).unwrap_or_default();
+            print!("{}", paired_rounds(&table));
         }
         let lines = std::fs::read_to_string(&log).map_or(0, |l| l.lines().count());
         println!("(gateway log: {lines} lines in {})", log.display());
         drop(gateway);
     }
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// The gateway next to the bare proxy round by round, from the harness's
+/// per-run table (`RESULTS_TSV`): each round's gateway/pingora throughput
+/// and CPU per request and its p99 difference, and the median of each. The
+/// two ran minutes apart at most, where the harness's medians over rounds
+/// may come from different rounds, so these paired figures move less with
+/// the machine's drift.
+fn paired_rounds(table: &str) -> String {
+    struct Run {
+        rps: f64,
+        p99_us: f64,
+        cpu_us: f64,
+    }
+    let mut runs: std::collections::BTreeMap<u32, [Option<Run>; 2]> = Default::default();
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name);
+    let (Some(round), Some(target), Some(rps), Some(p99), Some(cpu)) = (
+        column("round"),
+        column("target"),
+        column("rps"),
+        column("p99_us"),
+        column("cpu_us_per_req"),
+    ) else {
+        return "(no per-run table from the harness)\n".to_string();
+    };
+    for line in lines {
+        let f: Vec<&str> = line.split('\t').collect();
+        let slot = match f.get(target) {
+            Some(&"pingora") => 0,
+            Some(&"gateway") => 1,
+            _ => continue,
+        };
+        let number = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
+        let (Some(r), Some(rps), Some(p99_us), Some(cpu_us)) = (
+            f.get(round).and_then(|v| v.parse().ok()),
+            number(rps),
+            number(p99),
+            number(cpu),
+        ) else {
+            continue;
+        };
+        runs.entry(r).or_default()[slot] = Some(Run {
+            rps,
+            p99_us,
+            cpu_us,
+        });
+    }
+    let mut out = String::from("\ngateway/pingora per round   req/s    cpu/req   p99 diff ms\n");
+    let (mut rps, mut cpu, mut p99) = (Vec::new(), Vec::new(), Vec::new());
+    for (r, pair) in &runs {
+        let [Some(bare), Some(gw)] = pair else {
+            continue;
+        };
+        if bare.rps <= 0.0 || bare.cpu_us <= 0.0 {
+            continue;
+        }
+        rps.push(gw.rps / bare.rps);
+        cpu.push(gw.cpu_us / bare.cpu_us);
+        p99.push((gw.p99_us - bare.p99_us) / 1000.0);
+        out += &format!(
+            "round {r:<21} {:>6.3} {:>9.3} {:>+12.2}\n",
+            rps[rps.len() - 1],
+            cpu[cpu.len() - 1],
+            p99[p99.len() - 1]
+        );
+    }
+    if rps.is_empty() {
+        return "(no round measured both pingora and the gateway)\n".to_string();
+    }
+    out += &format!(
+        "median of {} rounds          {:>6.3} {:>9.3} {:>+12.2}\n",
+        rps.len(),
+        median(&mut rps),
+        median(&mut cpu),
+        median(&mut p99)
+    );
+    out
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 /// The harness runs nginx and the bare proxy on the cores of `PROXY_CPUS`
@@ -259,6 +352,7 @@ fn pin_like_the_proxies(pid: u32) {
 // ------------------------------------------------------------ smoke
 
 async fn smoke() {
+    paired_rounds_pair_each_round();
     let token = "smoke-fixed-access-token";
     let port = support::free_port();
     let public = format!("http://127.0.0.1:{port}");
@@ -328,4 +422,23 @@ async fn smoke() {
         );
         assert_eq!(r.cookie, None, "cookies dropped");
     }
+}
+
+/// `paired_rounds` pairs the gateway with the bare proxy of the same round.
+fn paired_rounds_pair_each_round() {
+    let table = "round\ttarget\trps\tp50_us\tp99_us\tmean_us\trequests\terrors\tcpu_us_per_req\n\
+                 1\tnginx\t40000\t1\t3000\t1\t1\t0\t20.0\n\
+                 1\tpingora\t20000\t1\t5000\t1\t1\t0\t40.0\n\
+                 1\tgateway\t18000\t1\t6000\t1\t1\t0\t48.0\n\
+                 2\tgateway\t22000\t1\t4500\t1\t1\t0\t40.0\n\
+                 2\tpingora\t20000\t1\t5000\t1\t1\t0\t40.0\n\
+                 3\tpingora\t10000\t1\t5000\t1\t1\t0\t40.0\n";
+    let out = paired_rounds(table);
+    let lines: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[1].ends_with("0.900     1.200        +1.00"), "{out}");
+    assert!(lines[2].ends_with("1.100     1.000        -0.50"), "{out}");
+    assert!(lines[3].starts_with("median of 2 rounds"), "{out}");
+    assert!(lines[3].ends_with("1.000     1.100        +0.25"), "{out}");
+    assert!(paired_rounds("").starts_with("(no per-run table"));
 }
