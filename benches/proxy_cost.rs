@@ -15,7 +15,9 @@
 //! the gateway runs with `server.threads` (and the baselines with as many
 //! workers) and for each `--paths` entry the harness runs once: `cookie`
 //! (the session cookie) and `token` (a gateway token, `Authorization:
-//! Bearer`). The access log is on, to a file. `run.sh`'s knobs (`ROUNDS`,
+//! Bearer`). The access log is on, to a file. `EXTRA_HEADERS` adds request
+//! header lines for every target (`Connection: close`: a connection per
+//! request). `run.sh`'s knobs (`ROUNDS`,
 //! `DURATION`, `CONNECTIONS`, ...) pass through; with `PROXY_CPUS` (and
 //! `LOADGEN_CPUS`, `UPSTREAM_CPUS`) the gateway is pinned as the harness pins
 //! nginx and the bare proxy.
@@ -217,7 +219,15 @@ async fn measure(threads: &[usize], paths: &[String]) {
         pin_like_the_proxies(gateway.pid());
         let cookie = support::login(&support::client(), &public).await;
         for path in paths {
-            let header = path_header(path, &public, &cookie).await;
+            let mut header = path_header(path, &public, &cookie).await;
+            // `EXTRA_HEADERS`: more request header lines (newline-separated),
+            // sent to every target alike; `Connection: close` makes each
+            // request a new connection.
+            if let Ok(extra) = std::env::var("EXTRA_HEADERS") {
+                for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+                    header = format!("{header}\n{line}");
+                }
+            }
             println!("\n== gateway server.threads = {n}, {path} path; pingora and nginx with {n} worker(s) ==");
             let rows = tmp.join(format!("runs-{n}-{path}.tsv"));
             let status = Command::new("bash")
