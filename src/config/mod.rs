@@ -289,6 +289,25 @@ secret = "0123456789abcdef0123456789abcdef"
     }
 
     #[test]
+    fn the_client_read_buffer_is_none_by_default_and_bounded() {
+        let c = Config::from_toml_str(MINIMAL, env(&[])).unwrap();
+        assert_eq!(
+            c.server.client_read_buffer_bytes,
+            server::DEFAULT_CLIENT_READ_BUFFER
+        );
+        let var = "DSGW_SERVER_CLIENT_READ_BUFFER_BYTES";
+        let some = Config::from_toml_str(MINIMAL, env(&[(var, "8192")])).unwrap();
+        assert_eq!(some.server.client_read_buffer_bytes, 8192);
+        let most = Config::from_toml_str(MINIMAL, env(&[(var, "1048576")])).unwrap();
+        assert_eq!(most.server.client_read_buffer_bytes, 1_048_576);
+        let e = err(MINIMAL, &[(var, "1048577")]);
+        assert_eq!(e.key, "server.client_read_buffer_bytes");
+        let e = err(MINIMAL, &[(var, "-1")]);
+        assert_eq!(e.key, "server.client_read_buffer_bytes");
+        assert_eq!(err(MINIMAL, &[(var, "lots")]).key, var);
+    }
+
+    #[test]
     fn plain_http_auth_server_needs_the_flag() {
         let c = Config::from_toml_str(
             MINIMAL,

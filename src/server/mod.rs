@@ -11,6 +11,7 @@ pub use upgrade_dir::{check_upgrade_dir, prepare_upgrade_dir};
 
 use std::sync::Arc;
 
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
@@ -63,6 +64,7 @@ pub fn build(cfg: Config, upgrade: bool) -> Result<(Server, Arc<Conns>), ServerE
     };
     let listen = cfg.server.listen;
     let metrics_listen = cfg.server.metrics_listen;
+    let read_buffer = cfg.server.client_read_buffer_bytes;
     let conns = Conns::new(ConnLimits {
         idle: cfg.server.idle_timeout,
         header: cfg.server.header_timeout,
@@ -77,10 +79,14 @@ pub fn build(cfg: Config, upgrade: bool) -> Result<(Server, Arc<Conns>), ServerE
         "docusign-gateway".to_string(),
         Guard::new(proxy, conns.clone()),
     );
-    match tls {
-        Some(settings) => service.add_tls_with_settings(&listen.to_string(), None, settings),
-        None => service.add_tcp(&listen.to_string()),
+    let mut endpoint = ListenerConfig::tcp(listen.to_string()).l4_buffer(L4BufferSettings {
+        read: Some(read_buffer),
+        write: None,
+    });
+    if let Some(settings) = tls {
+        endpoint = endpoint.tls(settings);
     }
+    service.add_listener(endpoint);
     server.add_service(service);
     if let Some(addr) = metrics_listen {
         let mut metrics = pingora_prometheus::prometheus_http_service();
