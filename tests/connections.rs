@@ -1,6 +1,7 @@
 //! Client connections against the real gateway over raw TCP (issue 13 item
 //! 1): idle keep-alive connections are closed, a slow request head gets 408,
-//! the connection cap closes idle connections for a new client; and SIGTERM
+//! the connection cap closes idle connections for a new client; a client
+//! read buffer smaller than a request head serves every request; and SIGTERM
 //! exits once nothing is in flight (item 11). Waits are bounded; no test
 //! asserts speed, only that a limit acted and no earlier than it should.
 
@@ -109,6 +110,25 @@ async fn a_connection_in_use_is_timed_from_its_last_request_not_its_first() {
         "closed {:?} after the last request",
         idle_since.elapsed()
     );
+}
+
+/// `server.client_read_buffer_bytes` smaller than a request head: heads
+/// larger than the buffer are answered, one after the other on one
+/// kept-alive connection. (pingora leaves HTTP/1.1 pipelining off: a second
+/// request sent before the first answer closes the connection after it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_buffer_smaller_than_a_head_serves_every_request() {
+    let env = env("client_read_buffer_bytes = 16").await;
+    let mut s = TcpStream::connect(env.gw.addr).await.unwrap();
+    let padded = format!(
+        "GET /healthz HTTP/1.1\r\nHost: gw\r\nX-Pad: {}\r\n\r\n",
+        "p".repeat(3000)
+    );
+    for n in 1..=3 {
+        s.write_all(padded.as_bytes()).await.unwrap();
+        let status = read_response(&mut s).await;
+        assert!(status.starts_with("HTTP/1.1 200"), "request {n}: {status}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
