@@ -334,6 +334,8 @@ fn paired_rounds(table: &str) -> String {
     out
 }
 
+/// The harness's median (`run.sh`): of an even count, the two middle
+/// values' mean.
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();

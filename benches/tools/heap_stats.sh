@@ -9,16 +9,15 @@
 #
 # `dump` stops the process for a moment (gdb) and has it write
 # `malloc_stats_print` into FILE (its stderr is pointed there for the
-# call, then given back). `diff`
-# prints, per size class, the bytes allocated between two dumps divided
-# by N (say, sessions logged in between them), and the total.
+# call, then given back). `diff` prints, per size class, the bytes
+# allocated between two dumps divided by N (say, sessions logged in
+# between them), and the total.
 set -euo pipefail
 case "${1:-}" in
 dump)
   pid=$2 file=$(realpath -m "$3")
   command -v gdb >/dev/null || { echo "heap_stats.sh: gdb is missing (apt install gdb)" >&2; exit 1; }
   rm -f "$file"
-  # stderr is pointed at FILE for the call, then given back.
   gdb -p "$pid" -batch -nx \
     -ex 'set $saved = (int)dup(2)' \
     -ex "set \$file = (int)open(\"$file\", 0101, 0600)" \
@@ -41,5 +40,5 @@ diff)
       END { printf "total %.0f bytes per unit (classes under 4 bytes per unit included)\n", total }'
   ;;
 *)
-  sed -n '2,13p' "$0" >&2; exit 2 ;;
+  awk 'NR > 1 && !/^#/ {exit} NR > 1 {print}' "$0" >&2; exit 2 ;;
 esac
