@@ -311,15 +311,15 @@ fn paired_rounds(table: &str) -> String {
         if bare.rps <= 0.0 || bare.cpu_us <= 0.0 {
             continue;
         }
-        rps.push(gw.rps / bare.rps);
-        cpu.push(gw.cpu_us / bare.cpu_us);
-        p99.push((gw.p99_us - bare.p99_us) / 1000.0);
-        out += &format!(
-            "round {r:<21} {:>6.3} {:>9.3} {:>+12.2}\n",
-            rps[rps.len() - 1],
-            cpu[cpu.len() - 1],
-            p99[p99.len() - 1]
+        let (q, c, d) = (
+            gw.rps / bare.rps,
+            gw.cpu_us / bare.cpu_us,
+            (gw.p99_us - bare.p99_us) / 1000.0,
         );
+        out += &format!("round {r:<21} {q:>6.3} {c:>9.3} {d:>+12.2}\n");
+        rps.push(q);
+        cpu.push(c);
+        p99.push(d);
     }
     if rps.is_empty() {
         return "(no round measured both pingora and the gateway)\n".to_string();
