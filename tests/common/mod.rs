@@ -24,16 +24,33 @@ pub const CALLBACK: &str = "/auth/docusign/callback";
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// A free port on 127.0.0.1 for a server a test starts. Picked at random
-/// below the kernel's ephemeral range (32768 and up), so that no outgoing
-/// connection of a concurrent test can take it between this check and the
-/// server's bind.
+/// Ports `free_ports_at` has handed out in this process: a test's server
+/// may bind its port seconds after the check (a Redis outage test starts its
+/// server late), and tests run in parallel, so a port is handed out once.
+static HANDED_OUT: Mutex<std::collections::BTreeSet<u16>> =
+    Mutex::new(std::collections::BTreeSet::new());
+
+/// A free port on 127.0.0.1 for a server a test starts.
 pub fn free_port() -> u16 {
+    free_ports_at(&[0])
+}
+
+/// A port P such that P + each of `offsets` (0 among them) is free on
+/// 127.0.0.1 and was not handed out before in this process; all of them are
+/// handed out now (a Redis cluster node listens on P and P + 10000). Picked
+/// at random below the kernel's ephemeral range (32768 and up), so that no
+/// outgoing connection of a concurrent test can take one between this check
+/// and the server's bind.
+pub fn free_ports_at(offsets: &[u16]) -> u16 {
     use rand::Rng;
+    let top = 32_000 - offsets.iter().max().copied().unwrap_or(0);
     let mut rng = rand::thread_rng();
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..1000 {
-        let port = rng.gen_range(10_000..32_000);
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let port = rng.gen_range(10_000..top);
+        let free = |p: u16| !handed_out.contains(&p) && TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if offsets.iter().all(|&o| free(port + o)) {
+            handed_out.extend(offsets.iter().map(|&o| port + o));
             return port;
         }
     }

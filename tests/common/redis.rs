@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{free_port, unique_temp_path};
+use super::{free_port, free_ports_at, unique_temp_path};
 
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -319,14 +319,8 @@ fn new_dir() -> PathBuf {
     dir
 }
 
-/// A free port P whose cluster bus port P + 10000 is free too and stays
-/// below the kernel's ephemeral range.
+/// A free port P whose cluster bus port P + 10000 is free too, both below
+/// the kernel's ephemeral range and handed out to no other test.
 fn cluster_port() -> u16 {
-    for _ in 0..1000 {
-        let port = free_port();
-        if port < 22_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port pair for a cluster node");
+    free_ports_at(&[0, 10_000])
 }
