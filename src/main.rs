@@ -194,7 +194,8 @@ fn check(path: &Path) -> Result<(), String> {
         use std::os::unix::fs::PermissionsExt;
         m.permissions().mode()
     });
-    for warning in config::warnings::warnings(&cfg, &text, mode) {
+    for warning in config::warnings::warnings(&cfg, &text, mode, config::warnings::machine_memory())
+    {
         eprintln!("docusign-gateway: {warning}");
     }
     println!("# {}: valid", path.display());

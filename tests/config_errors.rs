@@ -120,6 +120,21 @@ fn bad_configs_name_the_key_and_exit_non_zero() {
             &[("DSGW_DOCUSIGN_ALLOWED_API_HOSTS", "*")],
             "docusign.allowed_api_hosts",
         ),
+        (
+            GOOD,
+            &[("DSGW_SERVER_MAX_HEADER_BYTES", "1023")],
+            "server.max_header_bytes",
+        ),
+        (
+            GOOD,
+            &[("DSGW_SERVER_MAX_HEADER_BYTES", "1048577")],
+            "server.max_header_bytes",
+        ),
+        (
+            GOOD,
+            &[("DSGW_SERVER_MAX_HEADER_BYTES", "lots")],
+            "DSGW_SERVER_MAX_HEADER_BYTES",
+        ),
         ("[docusign]\n", &[], "docusign.client_id"),
         ("not toml at all [", &[], "TOML"),
     ];

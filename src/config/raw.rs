@@ -44,6 +44,7 @@ pub(super) struct RawServer {
     pub(super) idle_timeout_secs: u64,
     pub(super) header_timeout_secs: u64,
     pub(super) max_connections: u64,
+    pub(super) max_header_bytes: u64,
     /// Unset: [`default_upgrade_sock`], filled in by [`RawConfig::parse`].
     pub(super) upgrade_sock: Option<String>,
     pub(super) allowed_origins: Vec<String>,
@@ -65,6 +66,7 @@ impl Default for RawServer {
             idle_timeout_secs: 60,
             header_timeout_secs: 10,
             max_connections: 10_000,
+            max_header_bytes: super::server::DEFAULT_MAX_HEADER_BYTES as u64,
             upgrade_sock: None,
             allowed_origins: Vec::new(),
             tls_cert_file: None,

@@ -19,6 +19,11 @@ use super::urls::parse_url;
 /// connection per request (README "Performance").
 pub const DEFAULT_CLIENT_READ_BUFFER: usize = 0;
 
+/// `server.max_header_bytes` by default: a DocuSign request's head (a
+/// cookie or bearer token and a few headers) is about 2 KiB; nginx keeps a
+/// head within 32 KiB by default, Envoy within 60 KiB.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
@@ -48,6 +53,9 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Open client connections at most; at the cap idle ones are closed first.
     pub max_connections: usize,
+    /// Bytes of one request head (request line and headers) at most; past
+    /// it 431 and the connection is closed. HTTP/2: the header list size.
+    pub max_header_bytes: usize,
     /// Origins besides `public_url`'s from which cookie-authenticated
     /// unsafe requests (POST, PUT, PATCH, DELETE) are accepted.
     pub allowed_origins: Vec<url::Origin>,
@@ -169,6 +177,11 @@ pub(super) fn validate(raw: RawServer, origins: &Origins) -> Result<ServerConfig
             "server.max_connections",
             raw.max_connections,
             1..=1_000_000,
+        )?,
+        max_header_bytes: range::count(
+            "server.max_header_bytes",
+            raw.max_header_bytes,
+            1024..=1_048_576,
         )?,
         allowed_origins: allowed_origins(&raw.allowed_origins, origins)?,
         tls: tls_files(raw.tls_cert_file, raw.tls_key_file)?,
