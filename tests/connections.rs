@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Env, Options};
+use common::{read_response, Env, Options};
 use fake_docusign::TokenEndpointMode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -22,36 +22,6 @@ async fn env(server_extra: &str) -> Env {
         ..Options::default()
     })
     .await
-}
-
-/// Reads one response (head and Content-Length body); its status line.
-async fn read_response(s: &mut TcpStream) -> String {
-    let mut buf = Vec::new();
-    let read = async {
-        loop {
-            let mut chunk = [0u8; 4096];
-            let n = s.read(&mut chunk).await.expect("read");
-            assert!(n > 0, "closed before a whole response: {buf:?}");
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf).to_string();
-            if let Some(end) = text.find("\r\n\r\n") {
-                let length = text[..end]
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse::<usize>().unwrap())
-                    })
-                    .unwrap_or(0);
-                if buf.len() >= end + 4 + length {
-                    return text.lines().next().unwrap().to_string();
-                }
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .expect("a response within 10 s")
 }
 
 /// Waits (at most `bound`) for the gateway to close `s`; what it sent first.

@@ -16,7 +16,7 @@ use crate::crypto::api_token::is_service;
 use crate::session::refresh::Freshness;
 use crate::session::{Account, Session};
 use crate::web::reply::Reply;
-use crate::web::request::wants_html;
+use crate::web::request::{asks_for_upgrade, wants_html};
 
 /// How long `/readyz` waits for the session store.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -79,6 +79,15 @@ impl Gateway {
         let path = req.uri.path();
         let original = req.uri.path_and_query().map_or(path, |pq| pq.as_str());
         router::check_method(&req.method)?;
+        if asks_for_upgrade(req) {
+            // A 101 from upstream would make the connection a raw tunnel to
+            // the REST host, no longer parsed here: DocuSign uses none.
+            return Err(Reply::error(
+                400,
+                "upgrade_not_supported",
+                "The gateway does not switch protocols (Upgrade): DocuSign's REST APIs use none.",
+            ));
+        }
         let browser = wants_html(req);
         let session = match self.auth.caller(req).await {
             Caller::Session(session) => session,

@@ -4,6 +4,7 @@
 #[cfg(feature = "fake")]
 pub mod demo;
 mod drain;
+mod prometheus;
 pub mod tls;
 mod upgrade_dir;
 
@@ -16,6 +17,9 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
 
+use pingora::protocols::http::v2::server::{default_h2_options, H2Options};
+
+use crate::ops::metrics::{metrics, RequestClass};
 use crate::web::conns::{ConnLimits, Conns};
 use crate::web::guarded::Guard;
 
@@ -65,16 +69,26 @@ pub fn build(cfg: Config, upgrade: bool) -> Result<(Server, Arc<Conns>), ServerE
     let listen = cfg.server.listen;
     let metrics_listen = cfg.server.metrics_listen;
     let read_buffer = cfg.server.client_read_buffer_bytes;
-    let conns = Conns::new(ConnLimits {
-        idle: cfg.server.idle_timeout,
-        header: cfg.server.header_timeout,
-        max: cfg.server.max_connections,
-    });
+    let max_header = cfg.server.max_header_bytes;
+    let conns = Conns::new(
+        ConnLimits {
+            idle: cfg.server.idle_timeout,
+            header: cfg.server.header_timeout,
+            max: cfg.server.max_connections,
+            max_header,
+        },
+        count_rejected,
+    );
     drain::warn_when_descriptors_below(cfg.server.max_connections);
+    let memory = crate::config::warnings::machine_memory();
+    if let Some(w) = crate::config::warnings::connection_memory_warning(&cfg, memory) {
+        tracing::warn!("{w}");
+    }
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
     let gateway = Gateway::new(cfg)?;
-    let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let mut proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    proxy.h2_options = Some(h2_options(max_header));
     let mut service = Service::new(
         "docusign-gateway".to_string(),
         Guard::new(proxy, conns.clone()),
@@ -89,11 +103,29 @@ pub fn build(cfg: Config, upgrade: bool) -> Result<(Server, Arc<Conns>), ServerE
     service.add_listener(endpoint);
     server.add_service(service);
     if let Some(addr) = metrics_listen {
-        let mut metrics = pingora_prometheus::prometheus_http_service();
+        let mut metrics = prometheus::service();
         metrics.add_tcp(&addr.to_string());
         server.add_service(metrics);
     }
     Ok((server, conns))
+}
+
+/// The request metrics count what the connection layer refuses (431).
+fn count_rejected(status: u16) {
+    let label = match status {
+        431 => "431",
+        _ => "4xx",
+    };
+    metrics().request(RequestClass::Rejected, label);
+}
+
+/// HTTP/2 (over TLS, ALPN `h2`): pingora's bounded defaults, with the
+/// header list bounded by `server.max_header_bytes` as HTTP/1.1's head is
+/// (the h2 crate answers a larger one 431 and resets the stream).
+fn h2_options(max_header: usize) -> H2Options {
+    let mut options = default_h2_options();
+    options.max_header_list_size(u32::try_from(max_header).unwrap_or(u32::MAX));
+    options
 }
 
 /// Runs the gateway until a signal stops it: SIGTERM (graceful), SIGINT

@@ -1,5 +1,5 @@
 //! Client connections: counted, closed when idle, and cut off when a request
-//! head is too slow (issue 13 item 1).
+//! head is too slow (issue 13 item 1) or too large (issue 28).
 //!
 //! pingora 0.9.1 applies one keep-alive timeout to each read of a request
 //! head, so a head sent one line at a time is never cut off, and it neither
@@ -9,7 +9,15 @@
 //! progress ([`request_started`], [`request_ended`]). Between requests a
 //! connection is idle (closed after `idle_timeout`); from the first byte of a
 //! head until `early_request_filter` it is reading a head (408 and closed
-//! after `header_timeout`); a request in progress has no limit from here.
+//! after `header_timeout`, 431 and closed past `max_header` bytes); a
+//! request in progress has no limit from here.
+//!
+//! The byte bound holds while the head arrives: a read of a connection that
+//! is not busy is given at most the bytes the head may still take, so what
+//! pingora buffers for an unfinished head never exceeds `max_header` (its
+//! own, hard-coded bound is 1 MiB). The last read of a head may carry the
+//! first bytes of the body; they count towards the bound too, so a head
+//! always fits in what was read.
 //! An HTTP/2 connection (TLS with ALPN `h2`) is counted but not timed here.
 //! A TLS handshake happens before a connection reaches this (pingora gives
 //! it 60 s).
@@ -30,7 +38,13 @@ pub struct ConnLimits {
     pub idle: Duration,
     pub header: Duration,
     pub max: usize,
+    /// Bytes of one request head (request line and headers) at most.
+    pub max_header: usize,
 }
+
+/// Told about each request the connection layer answers itself (its
+/// status), so the request metrics count it: web/ knows no metrics.
+pub type RejectHook = fn(status: u16);
 
 /// Where a connection is between requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +63,8 @@ struct ConnState {
     since: Instant,
     /// Asked to close (the cap was reached): it closes when next idle.
     evicted: bool,
+    /// Bytes read since the head started (0 while idle or busy).
+    head_bytes: usize,
     /// Wakes the connection's read when it is evicted while idle.
     waker: Option<Waker>,
 }
@@ -86,12 +102,28 @@ impl Conn {
         }
     }
 
-    /// The first bytes of a request head arrived.
-    pub(super) fn head_started(&self) {
+    /// How many bytes the next read may take: all it can while a request
+    /// is in progress (`None`), else what the head may still take of `max`.
+    pub(super) fn head_budget(&self, max: usize) -> Option<usize> {
+        let s = self.lock();
+        match s.phase {
+            Phase::Busy => None,
+            Phase::Idle | Phase::Head => Some(max.saturating_sub(s.head_bytes)),
+        }
+    }
+
+    /// `n` bytes were read: the first of a head start it; while not busy
+    /// they count towards the head's bound.
+    pub(super) fn bytes_read(&self, n: usize) {
         let mut s = self.lock();
-        if s.phase == Phase::Idle {
-            s.phase = Phase::Head;
-            s.since = Instant::now();
+        match s.phase {
+            Phase::Busy => {}
+            Phase::Idle => {
+                s.phase = Phase::Head;
+                s.since = Instant::now();
+                s.head_bytes = n;
+            }
+            Phase::Head => s.head_bytes += n,
         }
     }
 
@@ -105,6 +137,7 @@ impl Conn {
     fn set_phase(&self, phase: Phase) {
         let mut s = self.lock();
         s.phase = phase;
+        s.head_bytes = 0;
         if phase != Phase::Busy {
             s.since = Instant::now();
         }
@@ -121,14 +154,16 @@ struct Live {
 /// Every open client connection of one gateway service.
 pub struct Conns {
     limits: ConnLimits,
+    on_reject: RejectHook,
     live: Mutex<Live>,
     next_id: AtomicU64,
 }
 
 impl Conns {
-    pub fn new(limits: ConnLimits) -> Arc<Conns> {
+    pub fn new(limits: ConnLimits, on_reject: RejectHook) -> Arc<Conns> {
         Arc::new(Conns {
             limits,
+            on_reject,
             live: Mutex::new(Live::default()),
             next_id: AtomicU64::new(1),
         })
@@ -136,6 +171,11 @@ impl Conns {
 
     pub fn limits(&self) -> ConnLimits {
         self.limits
+    }
+
+    /// The connection layer answered a request itself with `status`.
+    pub(super) fn rejected(&self, status: u16) {
+        (self.on_reject)(status)
     }
 
     fn lock(&self) -> MutexGuard<'_, Live> {
@@ -173,6 +213,7 @@ impl Conns {
                 phase: Phase::Idle,
                 since: Instant::now(),
                 evicted: false,
+                head_bytes: 0,
                 waker: None,
             }),
         });
@@ -227,13 +268,15 @@ pub fn request_started(session: &mut Session, idle: Duration) {
     }
 }
 
-/// The gateway's `logging`: the request is over, the connection idle. When
-/// the request's body was not read to its end, pingora drains it before the
-/// next head: those reads are no head, so the connection stays busy until
-/// its next request starts (pingora's keep-alive timeout, `idle`, still
-/// applies meanwhile).
+/// The gateway's `logging`: the request is over, the connection idle. A
+/// request whose body was not read to its end is the connection's last:
+/// pingora already closes such a connection when its answer was written
+/// before the body was read whole (`close_on_response_before_downstream_finish`),
+/// and this makes sure of it, so the rest of a body is never read as (or
+/// instead of) the next head, which is bounded and timed from its first byte.
 pub fn request_ended(session: &mut Session) {
     if !session.downstream_session.is_body_done() {
+        session.downstream_session.set_keepalive(None);
         return;
     }
     if let Some(conn) = conn_of(session) {
@@ -246,11 +289,33 @@ mod tests {
     use super::*;
 
     fn conns(max: usize) -> Arc<Conns> {
-        Conns::new(ConnLimits {
-            idle: Duration::from_secs(60),
-            header: Duration::from_secs(10),
-            max,
-        })
+        Conns::new(
+            ConnLimits {
+                idle: Duration::from_secs(60),
+                header: Duration::from_secs(10),
+                max,
+                max_header: 32_768,
+            },
+            |_| {},
+        )
+    }
+
+    #[test]
+    fn a_heads_bytes_are_bounded_and_counted_afresh_for_each_request() {
+        let c = conns(4);
+        let a = c.admit().unwrap();
+        assert_eq!(a.head_budget(100), Some(100), "idle: a whole head");
+        a.bytes_read(60);
+        assert_eq!(a.lock().phase, Phase::Head);
+        a.bytes_read(30);
+        assert_eq!(a.head_budget(100), Some(10));
+        a.bytes_read(10);
+        assert_eq!(a.head_budget(100), Some(0), "at the bound: nothing more");
+        a.set_phase(Phase::Busy);
+        assert_eq!(a.head_budget(100), None, "a body is not bounded here");
+        a.bytes_read(1_000_000);
+        a.set_phase(Phase::Idle);
+        assert_eq!(a.head_budget(100), Some(100), "the next head starts afresh");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::LazyLock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,21 +23,84 @@ use tokio::time::Sleep;
 
 use super::conns::{Conn, Conns, Phase};
 
-const TIMEOUT_408: &[u8] =
-    b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
-const BUSY_503: &[u8] =
-    b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+const TIMEOUT_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\
+    X-Content-Type-Options: nosniff\r\nContent-Length: 0\r\n\r\n";
+const BUSY_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\
+    X-Content-Type-Options: nosniff\r\nContent-Length: 0\r\n\r\n";
+
+/// The answer to a head over `max_header_bytes`: the gateway's JSON error.
+static TOO_LARGE_431: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    let body = r#"{"error":"header_too_large","message":"The request head (request line and headers) is larger than this gateway accepts (server.max_header_bytes)."}"#;
+    format!(
+        "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\
+         Content-Type: application/json; charset=utf-8\r\n\
+         X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+});
+
+/// After its refusal is written, a connection's input is read and thrown
+/// away for at most this long and this many bytes before it is closed, so
+/// that closing with unread input (a TCP reset) does not destroy the answer
+/// before the client reads it (as nginx's lingering close).
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Why the connection layer ends a connection with an answer of its own.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// The head took longer than `header_timeout`: 408.
+    TooSlow,
+    /// The head is longer than `max_header`: 431.
+    TooLarge,
+}
+
+impl Refusal {
+    fn answer(self) -> &'static [u8] {
+        match self {
+            Refusal::TooSlow => TIMEOUT_408,
+            Refusal::TooLarge => &TOO_LARGE_431,
+        }
+    }
+
+    fn error(self) -> io::Error {
+        match self {
+            Refusal::TooSlow => io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request head not received within server.header_timeout_secs",
+            ),
+            Refusal::TooLarge => io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request head larger than server.max_header_bytes",
+            ),
+        }
+    }
+}
 
 /// A client connection: reads end (EOF) when it has been idle for
-/// `idle_timeout` or was evicted while idle, and fail after writing a 408
-/// when a request head takes longer than `header_timeout`.
+/// `idle_timeout` or was evicted while idle; they fail after writing a 408
+/// when a request head takes longer than `header_timeout`, and after
+/// writing a 431 when it is longer than `max_header` (a read never takes
+/// more of a head than that).
 pub struct Guarded {
     inner: Stream,
     conn: Arc<Conn>,
     conns: Arc<Conns>,
     timer: Pin<Box<Sleep>>,
-    /// The head timed out: how much of the 408 is written.
-    timed_out: Option<usize>,
+    /// The connection is being refused.
+    refused: Option<Refusing>,
+}
+
+/// A refusal in progress: its answer is written, then input is discarded.
+#[derive(Debug, Clone, Copy)]
+struct Refusing {
+    why: Refusal,
+    /// Bytes of the answer written.
+    written: usize,
+    /// Bytes of input discarded once the answer is out; `None` before.
+    discarded: Option<usize>,
 }
 
 impl Guarded {
@@ -47,7 +111,7 @@ impl Guarded {
             conn,
             conns,
             timer: Box::pin(tokio::time::sleep(idle)),
-            timed_out: None,
+            refused: None,
         }
     }
 
@@ -55,27 +119,70 @@ impl Guarded {
         &self.conn
     }
 
-    /// Writes the 408, then fails the read.
-    fn poll_408(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut written = self.timed_out.unwrap_or(0);
-        while written < TIMEOUT_408.len() {
-            match Pin::new(&mut self.inner).poll_write(cx, &TIMEOUT_408[written..]) {
+    /// Starts refusing the connection: its answer is written, then reads fail.
+    fn refuse(&mut self, cx: &mut Context<'_>, why: Refusal) -> Poll<io::Result<()>> {
+        if let Refusal::TooLarge = why {
+            tracing::info!("request head over server.max_header_bytes: 431, connection closed");
+            self.conns.rejected(431);
+        } else {
+            tracing::info!("request head too slow: 408, connection closed");
+        }
+        self.refused = Some(Refusing {
+            why,
+            written: 0,
+            discarded: None,
+        });
+        self.poll_refusal(cx)
+    }
+
+    /// Writes the refusal's answer, discards what the client still sends
+    /// (within [`LINGER`] and [`LINGER_BYTES`]), then fails the read.
+    fn poll_refusal(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(mut r) = self.refused else {
+            return Poll::Ready(Ok(()));
+        };
+        let answer = r.why.answer();
+        while r.written < answer.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &answer[r.written..]) {
                 Poll::Pending => {
-                    self.timed_out = Some(written);
+                    self.refused = Some(r);
                     return Poll::Pending;
                 }
-                Poll::Ready(Ok(n)) if n > 0 => written += n,
-                Poll::Ready(_) => break,
+                Poll::Ready(Ok(n)) if n > 0 => r.written += n,
+                Poll::Ready(_) => r.written = answer.len(),
             }
         }
-        self.timed_out = Some(TIMEOUT_408.len());
-        if Pin::new(&mut self.inner).poll_flush(cx).is_pending() {
-            return Poll::Pending;
+        if r.discarded.is_none() {
+            self.refused = Some(r);
+            if Pin::new(&mut self.inner).poll_flush(cx).is_pending() {
+                return Poll::Pending;
+            }
+            r.discarded = Some(0);
+            let until = tokio::time::Instant::now() + LINGER;
+            self.timer.as_mut().reset(until);
         }
-        Poll::Ready(Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "request head not received within server.header_timeout_secs",
-        )))
+        let mut scratch = [0u8; 4096];
+        while let Some(discarded) = r.discarded.filter(|d| *d < LINGER_BYTES) {
+            let mut sink = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut sink) {
+                Poll::Ready(Ok(())) if !sink.filled().is_empty() => {
+                    r.discarded = Some(discarded + sink.filled().len());
+                }
+                Poll::Ready(_) => break,
+                Poll::Pending => {
+                    self.refused = Some(r);
+                    if self.timer.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    break;
+                }
+            }
+        }
+        self.refused = Some(Refusing {
+            discarded: Some(LINGER_BYTES),
+            ..r
+        });
+        Poll::Ready(Err(r.why.error()))
     }
 
     /// Nothing to read yet: is a limit of the connection's phase reached?
@@ -107,10 +214,7 @@ impl Guarded {
         match seen.phase {
             // Idle too long: end of stream, pingora closes quietly.
             Phase::Idle => Poll::Ready(Ok(())),
-            _ => {
-                tracing::info!("request head too slow: 408, connection closed");
-                self.poll_408(cx)
-            }
+            _ => self.refuse(cx, Refusal::TooSlow),
         }
     }
 }
@@ -136,14 +240,32 @@ impl AsyncRead for Guarded {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.timed_out.is_some() {
-            return this.poll_408(cx);
+        if this.refused.is_some() {
+            return this.poll_refusal(cx);
         }
-        let before = buf.filled().len();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before {
-                    this.conn.head_started();
+        let max_header = this.conns.limits().max_header;
+        let read = match this.conn.head_budget(max_header) {
+            Some(0) => return this.refuse(cx, Refusal::TooLarge),
+            Some(budget) if budget < buf.remaining() => {
+                // A head may take no more than its budget: read into that
+                // much of the buffer only.
+                let part = buf.initialize_unfilled_to(budget);
+                let mut part = ReadBuf::new(part);
+                let read = Pin::new(&mut this.inner).poll_read(cx, &mut part);
+                let n = part.filled().len();
+                buf.advance(n);
+                read.map_ok(|()| n)
+            }
+            _ => {
+                let before = buf.filled().len();
+                let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+                read.map_ok(|()| buf.filled().len() - before)
+            }
+        };
+        match read {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    this.conn.bytes_read(n);
                 }
                 Poll::Ready(Ok(()))
             }
@@ -160,7 +282,7 @@ impl AsyncWrite for Guarded {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.timed_out.is_some() {
+        if this.refused.is_some() {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
         Pin::new(&mut this.inner).poll_write(cx, buf)
@@ -180,7 +302,7 @@ impl AsyncWrite for Guarded {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.timed_out.is_some() {
+        if this.refused.is_some() {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
         Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)

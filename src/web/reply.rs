@@ -98,11 +98,13 @@ impl Reply {
     /// Writes the reply to the client.
     pub async fn send(self, session: &mut Session) -> pingora::Result<()> {
         let reply = self.with_html_guards();
-        let mut head = ResponseHeader::build(reply.status, Some(reply.headers.len() + 1))?;
+        let mut head = ResponseHeader::build(reply.status, Some(reply.headers.len() + 2))?;
         for (name, value) in reply.headers {
             head.append_header(name, value)?;
         }
         head.insert_header("Content-Length", reply.body.len().to_string())?;
+        // No browser reads a JSON error or a token answer as HTML.
+        head.insert_header("X-Content-Type-Options", "nosniff")?;
         let head_only = session.req_header().method == http::Method::HEAD;
         session
             .write_response_header(Box::new(head), head_only || reply.body.is_empty())

@@ -47,6 +47,20 @@ pub fn wants_html(req: &RequestHeader) -> bool {
         .any(|v| v.to_ascii_lowercase().contains("text/html"))
 }
 
+/// True when the request asks to switch protocols: an `Upgrade` header
+/// (`websocket`, `h2c`, anything), or `upgrade` among the `Connection`
+/// header's options (any case, any of several headers).
+pub fn asks_for_upgrade(req: &RequestHeader) -> bool {
+    if req.headers.contains_key(http::header::UPGRADE) {
+        return true;
+    }
+    req.headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .any(|option| option.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+}
+
 /// The token of `Authorization: Bearer <token>`, if one is there.
 pub fn bearer_token(req: &RequestHeader) -> Option<&str> {
     let value = req
@@ -69,6 +83,28 @@ mod tests {
             req.append_header("Cookie", *c).unwrap();
         }
         req
+    }
+
+    #[test]
+    fn an_upgrade_is_seen_in_any_spelling() {
+        let with = |headers: &[(&str, &str)]| {
+            let mut req = RequestHeader::build("GET", b"/restapi/v2.1/x", None).unwrap();
+            for (k, v) in headers {
+                req.append_header(k.to_string(), *v).unwrap();
+            }
+            asks_for_upgrade(&req)
+        };
+        assert!(with(&[("Upgrade", "websocket")]));
+        assert!(with(&[
+            ("upgrade", "h2c"),
+            ("HTTP2-Settings", "AAMAAABkAAQAoAAAAAIAAAAA")
+        ]));
+        assert!(with(&[("Connection", "Upgrade")]));
+        assert!(with(&[("Connection", "keep-alive, UPGRADE ")]));
+        assert!(with(&[("Connection", "close"), ("Connection", "upgrade")]));
+        assert!(!with(&[]));
+        assert!(!with(&[("Connection", "keep-alive")]));
+        assert!(!with(&[("Connection", "upgraded-not, x-upgrade")]));
     }
 
     /// Issue 13, item 11: every `Cookie` header is read, not only the first.

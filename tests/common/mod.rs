@@ -702,6 +702,45 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Reads one response (head and Content-Length body) from `s`; its status
+/// line.
+pub async fn read_response(s: &mut tokio::net::TcpStream) -> String {
+    let (status, _) = read_whole_response(s).await;
+    status
+}
+
+/// Reads one response (head and Content-Length body) from `s`: its status
+/// line and its whole text.
+pub async fn read_whole_response(s: &mut tokio::net::TcpStream) -> (String, String) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let read = async {
+        loop {
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "closed before a whole response: {buf:?}");
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + length {
+                    return (text.lines().next().unwrap().to_string(), text);
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("a response within 10 s")
+}
+
 /// Sends one HTTP/1.1 request as written (no URL normalisation) and returns
 /// the status code and the whole response text.
 pub async fn raw_request(addr: SocketAddr, request_head: &str) -> (u16, String) {
