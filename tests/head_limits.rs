@@ -83,15 +83,7 @@ async fn a_configured_bound_holds_on_every_request_of_a_connection() {
     // The third request of the same kept-alive connection is over the bound.
     s.write_all(head_of(4097).as_bytes()).await.unwrap();
     assert_431(&rest_until_closed(&mut s).await);
-    let metrics = env
-        .client
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape(&env.client, port).await;
     assert!(
         metrics
             .lines()

@@ -61,17 +61,6 @@ fn check_prints_the_effective_config_with_secrets_masked() {
     let _ = std::fs::remove_file(&path);
 }
 
-async fn scrape(client: &reqwest::Client, port: u16) -> String {
-    client
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 fn sample(metrics: &str, prefix: &str) -> f64 {
     metrics
         .lines()

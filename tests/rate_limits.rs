@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{free_port, Browser, Env, Options};
+use common::{free_port, scrape, Browser, Env, Options};
 use fake_docusign::{AccountLimits, ResetFormat};
 use reqwest::Response;
 use serde_json::Value;
@@ -72,15 +72,7 @@ fn metric(text: &str, name: &str, account: &str) -> Option<f64> {
 
 /// The metrics of `account` after one call with limits 100 / 50.
 async fn assert_metrics(env: &Env, port: u16, account: &str) {
-    let text = env
-        .client
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape(&env.client, port).await;
     let label = account.to_ascii_lowercase();
     assert_eq!(
         metric(&text, "dsgw_docusign_ratelimit_remaining", &label),

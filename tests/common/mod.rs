@@ -702,6 +702,18 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// The text of the metrics listener on 127.0.0.1:`port`.
+pub async fn scrape(client: &Client, port: u16) -> String {
+    client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Reads one response (head and Content-Length body) from `s`; its status
 /// line.
 pub async fn read_response(s: &mut tokio::net::TcpStream) -> String {
