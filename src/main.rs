@@ -203,6 +203,7 @@ fn check(path: &Path) -> Result<(), String> {
     println!("# effective configuration (file + DSGW_* variables + defaults), secrets masked");
     println!("# OAuth server: {}", cfg.docusign.auth_server);
     println!("# redirect URI to register: {}", cfg.redirect_uri());
+    println!("# {}", cfg.access.describe());
     for svc in &cfg.services {
         println!(
             "# service {}: RSA private key loaded, user {}, consent URL {}",

@@ -20,6 +20,7 @@ pub async fn session_info(gw: &Auth, req: &RequestHeader) -> Reply {
         // Always 401 JSON here (even for browsers), as documented.
         other => return gw.login_required_for(&other, false, SESSION_PATH),
     };
+    let session = super::policy::view(&gw.cfg.access, &session);
     if browser {
         return pages::session_page(&session, &gw.cfg.public_link(""));
     }

@@ -7,14 +7,16 @@ use pingora::http::RequestHeader;
 use tracing::{info, warn};
 
 use super::pending::{state_key, BrowserLogins, PendingLogin, StateError, MAX_RETURN_TO_LEN};
-use super::{return_to, store_unavailable, Auth};
+use super::{policy, return_to, store_unavailable, Auth};
+use crate::config::email_domain;
 use crate::docusign::OAuthError;
+use crate::ops::audit::Event;
 use crate::ops::metrics::{metrics, Label, LoginFailure};
 use crate::session::Session;
 use crate::util::ids::log_id;
 use crate::util::secret::Secret;
 use crate::web::reply::Reply;
-use crate::web::request::{cookie_header, query_param};
+use crate::web::request::{cookie_header, query_param, wants_html};
 
 /// `GET /auth/login?return_to=<path>`: the login travels in the
 /// browser's encrypted login cookie (see `pending`).
@@ -144,10 +146,21 @@ async fn complete(
         Ok(t) => t,
         Err(e) => return login_failure(LoginFailure::CodeExchange, &e),
     };
-    let info = match gw.docusign.userinfo(&tokens.access_token).await {
+    let mut info = match gw.docusign.userinfo(&tokens.access_token).await {
         Ok(i) => i,
         Err(e) => return login_failure(LoginFailure::Userinfo, &e),
     };
+    if let Err(refusal) = policy::admit(&gw.cfg.access, &mut info) {
+        // The refused user's tokens go no further: dropped here, unstored.
+        drop(tokens);
+        gw.audit.emit(
+            Event::new("login_denied")
+                .with("user", info.sub.as_str())
+                .with("email_domain", email_domain(&info.email))
+                .with("reason", refusal.as_str()),
+        );
+        return access_denied(req, login_cookie);
+    }
     let lifetime = gw.cfg.session_lifetime();
     let now = gw.clock.now_unix();
     let session = Session::new(info, tokens, &gw.policy, lifetime.as_secs(), now);
@@ -167,10 +180,37 @@ async fn complete(
     }
     metrics().logins_completed.inc();
     info!(session = %session.log_id(), accounts = session.accounts.len(), "login completed");
+    let accounts: Vec<&str> = session
+        .accounts
+        .iter()
+        .map(|a| a.account_id.as_str())
+        .collect();
+    gw.audit.emit(
+        Event::new("login")
+            .with("user", session.user.sub.as_str())
+            .with("email_domain", email_domain(&session.user.email))
+            .with("accounts", accounts)
+            .with("session", session.log_id().to_string()),
+    );
     Reply::redirect(&pending.return_to)
         .header("Set-Cookie", gw.cookies.set_session(&session.id, lifetime))
         .header("Set-Cookie", login_cookie)
         .no_store()
+}
+
+/// 403 for a user the `[access]` policy refuses: no session, no session
+/// cookie; a page for browsers, naming no internal detail.
+fn access_denied(req: &RequestHeader, login_cookie: String) -> Reply {
+    warn!("login refused by the access policy");
+    metrics().login_failed(LoginFailure::AccessDenied);
+    let text =
+        "This gateway does not accept your DocuSign user or accounts. Ask its operator for access.";
+    let reply = if wants_html(req) {
+        Reply::page(403, "Access denied", text, None)
+    } else {
+        Reply::error(403, "access_denied", text)
+    };
+    reply.header("Set-Cookie", login_cookie).no_store()
 }
 
 /// DocuSign sent the browser back with `error=...` (consent declined, ...).

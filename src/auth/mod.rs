@@ -11,6 +11,7 @@ mod login;
 mod origin;
 pub mod pages;
 pub mod pending;
+pub mod policy;
 pub mod return_to;
 pub mod service;
 
@@ -28,6 +29,7 @@ use crate::crypto::api_token::{service_sid, ApiTokens, Claims};
 use crate::crypto::cookies::CookieCodec;
 use crate::docusign::api_host::HostPolicy;
 use crate::docusign::AccountServer;
+use crate::ops::audit::Audit;
 use crate::session::ratelimit::AccountRates;
 use crate::session::{Session, SessionStore, StoreError};
 use crate::util::paths::LOGIN_PATH;
@@ -67,6 +69,8 @@ pub struct Auth {
     pub rates: Arc<AccountRates>,
     pub origins: OriginPolicy,
     pub services: service::Services,
+    /// Whether security events are written to the audit log.
+    pub audit: Audit,
 }
 
 /// 403 for a cookie-authenticated unsafe request from another site.

@@ -23,6 +23,9 @@ pub struct LogConfig {
     pub level: String,
     /// One line per request (at `info`, target `docusign_gateway::access`).
     pub access: bool,
+    /// One line per security event (at `info`, target
+    /// `docusign_gateway::audit`), whatever `level` says.
+    pub audit: bool,
 }
 
 pub(super) fn validate(raw: RawLog, origins: &Origins) -> Result<LogConfig, ConfigError> {
@@ -38,6 +41,7 @@ pub(super) fn validate(raw: RawLog, origins: &Origins) -> Result<LogConfig, Conf
         format: raw.format,
         level: raw.level,
         access: raw.access,
+        audit: raw.audit,
     })
 }
 
@@ -51,6 +55,7 @@ mod tests {
             format: LogFormat::Json,
             level: "docusign_gateway=debug".into(),
             access: false,
+            audit: true,
         };
         assert_eq!(
             validate(raw, &Origins::default()).unwrap().format,

@@ -12,6 +12,7 @@
 //! - `range`: the one range check; `urls`: URL keys; `hosts`: host patterns.
 //! - `error`: [`ConfigError`] and when it may quote a value.
 
+mod access;
 mod docusign;
 mod env;
 mod error;
@@ -27,6 +28,7 @@ mod session;
 mod urls;
 pub mod warnings;
 
+pub use access::{email_domain, AccessConfig, DomainPattern, Refusal as AccessRefusal};
 pub use docusign::{DocusignConfig, Environment};
 pub use error::{ConfigError, SECRET_KEYS};
 pub use hosts::HostPattern;
@@ -60,6 +62,8 @@ pub struct Config {
     pub session: SessionConfig,
     pub log: LogConfig,
     pub limits: LimitsConfig,
+    /// `[access]`: who may log in, which accounts a session keeps.
+    pub access: AccessConfig,
     /// Set when `session.store = "redis"`.
     pub redis: Option<RedisConfig>,
     /// `[[service]]`: back-end services using the JWT grant.
@@ -92,6 +96,7 @@ impl Config {
             log,
             limits,
             redis,
+            access,
             services,
             origins,
         } = raw;
@@ -102,12 +107,15 @@ impl Config {
         let session = session::validate(session)?;
         let limits = limits::validate(limits)?;
         let services = service::validate(services)?;
+        let access = access::validate(access)?;
+        access::check_services(&access, &services)?;
         Ok(Config {
             server,
             docusign,
             session,
             log,
             limits,
+            access,
             redis,
             services,
         })

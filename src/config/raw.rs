@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::access::RawAccess;
 use super::docusign::Environment;
 use super::error::{ConfigError, Origins};
 use super::limits::RawLimits;
@@ -22,6 +23,7 @@ pub struct RawConfig {
     pub(super) log: RawLog,
     pub(super) limits: RawLimits,
     pub(super) redis: RawRedis,
+    pub(super) access: RawAccess,
     /// `[[service]]`: back-end services using the JWT grant.
     #[serde(rename = "service", skip_serializing_if = "Vec::is_empty")]
     pub(super) services: Vec<super::service::RawService>,
@@ -123,6 +125,7 @@ pub(super) struct RawSession {
     pub(super) api_token_ttl_secs: u64,
     pub(super) min_refresh_interval_secs: u64,
     pub(super) max_sessions_per_user: u64,
+    pub(super) max_tokens_per_session: u64,
     pub(super) store: StoreKind,
 }
 
@@ -140,6 +143,7 @@ impl Default for RawSession {
             api_token_ttl_secs: 30 * 24 * 3600,
             min_refresh_interval_secs: 60,
             max_sessions_per_user: 10,
+            max_tokens_per_session: 100,
             store: StoreKind::Memory,
         }
     }
@@ -193,6 +197,7 @@ pub(super) struct RawLog {
     pub(super) format: LogFormat,
     pub(super) level: String,
     pub(super) access: bool,
+    pub(super) audit: bool,
 }
 
 impl Default for RawLog {
@@ -201,6 +206,7 @@ impl Default for RawLog {
             format: LogFormat::Text,
             level: "info".into(),
             access: true,
+            audit: true,
         }
     }
 }

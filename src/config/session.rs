@@ -26,7 +26,12 @@ pub struct SessionConfig {
     pub min_refresh_interval: Duration,
     /// A user's new session evicts that user's oldest beyond this.
     pub max_sessions_per_user: usize,
+    /// Live gateway tokens one session may hold; past it a mint is 409.
+    pub max_tokens_per_session: usize,
 }
+
+/// Largest `session.max_tokens_per_session`.
+pub const MAX_TOKENS_PER_SESSION: u64 = 10_000;
 
 /// Shortest accepted `session.secret`, in bytes.
 const MIN_SECRET_LEN: usize = 32;
@@ -87,6 +92,11 @@ pub(super) fn validate(raw: RawSession) -> Result<SessionConfig, ConfigError> {
             "session.max_sessions_per_user",
             raw.max_sessions_per_user,
             any,
+        )?,
+        max_tokens_per_session: range::count(
+            "session.max_tokens_per_session",
+            raw.max_tokens_per_session,
+            1..=MAX_TOKENS_PER_SESSION,
         )?,
     })
 }

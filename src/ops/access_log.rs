@@ -152,7 +152,7 @@ fn render(out: &mut Vec<u8>, format: LogFormat, line: &AccessLine) {
 }
 
 /// `value` as its `Debug` writes it: quoted, escaped where needed.
-fn quoted(out: &mut Vec<u8>, value: &str) {
+pub(crate) fn quoted(out: &mut Vec<u8>, value: &str) {
     let plain = value
         .bytes()
         .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
@@ -166,7 +166,7 @@ fn quoted(out: &mut Vec<u8>, value: &str) {
 }
 
 /// A timestamp's length (4-digit years), with room to spare.
-const TIMESTAMP_MAX: usize = 32;
+pub(crate) const TIMESTAMP_MAX: usize = 32;
 
 thread_local! {
     /// The current second's `YYYY-MM-DDTHH:MM:SS.`, computed once a second.
@@ -177,7 +177,7 @@ thread_local! {
 /// microsecond: `2026-11-28T22:15:03.123456Z`), in `buffer`. The date and
 /// time of day are formatted once a second per thread; a time before 1970
 /// is written as 1970.
-fn timestamp(now: SystemTime, buffer: &mut [u8; TIMESTAMP_MAX]) -> &str {
+pub(crate) fn timestamp(now: SystemTime, buffer: &mut [u8; TIMESTAMP_MAX]) -> &str {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let len = SECOND.with(|second| {

@@ -94,6 +94,7 @@ pub fn install(writer: QueueWriter, format: LogFormat, level: &str, ansi: bool) 
     if !ansi {
         // Access lines skip the generic formatter (same layout, same queue).
         access_log::install(writer.clone(), format);
+        crate::ops::audit::install(writer.clone(), format);
     }
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(writer)

@@ -93,6 +93,7 @@ label!(
         CodeExchange => "code_exchange",
         Userinfo => "userinfo",
         StoreUnavailable => "store_unavailable",
+        AccessDenied => "access_denied",
     }
 );
 

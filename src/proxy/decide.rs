@@ -11,8 +11,10 @@ use tracing::warn;
 use super::ctx::{Forwarding, Upstream};
 use super::router::{self, Route};
 use super::Gateway;
-use crate::auth::{self, store_unavailable, Caller};
+use crate::auth::{self, policy, store_unavailable, Caller};
+use crate::config::AccessConfig;
 use crate::crypto::api_token::is_service;
+use crate::ops::audit::Event;
 use crate::session::refresh::Freshness;
 use crate::session::{Account, Session};
 use crate::web::reply::Reply;
@@ -93,8 +95,12 @@ impl Gateway {
             Caller::Session(session) => session,
             other => return Err(self.auth.login_required_for(&other, browser, original)),
         };
+        if !is_service(&session.id) && !policy::user_still_allowed(&self.auth.cfg.access, &session)
+        {
+            return Err(self.end_refused_session(&session, browser, original).await);
+        }
         let api_path = router::parse_api_path(path).map_err(router::PathError::reply)?;
-        let account = account_of(&session, api_path.account)?;
+        let account = account_of(&self.auth.cfg.access, &session, api_path.account)?;
         self.within_account_limits(account)?;
         let upstream = self.upstream_for(account).await?;
         // A service's session comes fresh from `Auth::caller` (service mode).
@@ -113,6 +119,22 @@ impl Gateway {
             account_id: account.account_id.clone(),
             browser,
         })
+    }
+
+    /// A session whose user this instance's `[access]` policy no longer
+    /// admits: it ends (on every instance), and the caller must log in.
+    async fn end_refused_session(&self, session: &Session, browser: bool, original: &str) -> Reply {
+        match self.auth.sessions.remove(&session.id).await {
+            Ok(_) => self.auth.audit.emit(
+                Event::new("session_ended")
+                    .with("session", session.log_id().to_string())
+                    .with("user", session.user.sub.as_str())
+                    .with("reason", "policy"),
+            ),
+            Err(e) => warn!(session = %session.log_id(), error = %e, "refused session not ended"),
+        }
+        self.auth
+            .login_required_for(&Caller::Anonymous, browser, original)
     }
 
     /// Where an account's requests go: its REST host, checked at login,
@@ -154,10 +176,23 @@ impl Gateway {
     }
 }
 
-/// Step 3: the account the path names must be one of the session's; other
-/// paths go to the default account.
-fn account_of<'s>(session: &'s Session, named: Option<&str>) -> Result<&'s Account, Reply> {
+/// Step 3: the account the path names must be one of the session's and
+/// allowed by this instance's `[access]` policy; other paths go to the
+/// default account (see [`policy::default_account`]).
+fn account_of<'s>(
+    access: &'s AccessConfig,
+    session: &'s Session,
+    named: Option<&str>,
+) -> Result<&'s Account, Reply> {
+    let not_permitted = || {
+        Reply::error(
+            403,
+            "account_not_permitted",
+            "This gateway does not permit calls to this account.",
+        )
+    };
     match named {
+        Some(id) if !access.account_allowed(id) => Err(not_permitted()),
         Some(id) => session.account(id).ok_or_else(|| {
             Reply::error(
                 403,
@@ -165,9 +200,12 @@ fn account_of<'s>(session: &'s Session, named: Option<&str>) -> Result<&'s Accou
                 "This account is not one of the accounts of your DocuSign session.",
             )
         }),
-        None => session
-            .default_account()
-            .ok_or_else(|| Reply::error(403, "no_account", "Your DocuSign user has no account.")),
+        None if session.accounts.is_empty() => Err(Reply::error(
+            403,
+            "no_account",
+            "Your DocuSign user has no account.",
+        )),
+        None => policy::default_account(access, session).ok_or_else(not_permitted),
     }
 }
 
