@@ -283,6 +283,10 @@ async fn nothing_secret_in_any_log_line_at_trace() {
         .logs_with("replaying after DocuSign answered 401")
         .await;
     assert!(logs.contains("service token"), "the mint is logged");
+    assert!(
+        logs.contains("service_token_minted event=service_token_minted service=\"backend\""),
+        "the mint is audited"
+    );
     assert!(!logs.contains(&token), "gateway token logged");
     for secret in env.fake.issued_secrets() {
         assert!(!logs.contains(&secret), "DocuSign token or secret logged");
@@ -341,4 +345,18 @@ async fn python_sdk_with_a_service_token() {
     let second = run(python, host, token).await.unwrap();
     assert_ne!(second["envelope_id"], first["envelope_id"]);
     assert_eq!(env.fake.stats().token_jwt, 2);
+}
+
+#[tokio::test]
+async fn a_service_whose_user_the_policy_refuses_gets_nothing_forwarded() {
+    // Its e-mail is only known from userinfo, so `check` cannot refuse it.
+    let svc = start("[access]\nallowed_email_domains = [\"other.org\"]", "info").await;
+    let env = &svc.env;
+    give_consent(env, &env.url("/auth/consent?service=backend")).await;
+    let token = service_token(env, &[]);
+    let r = call(env, &token, &account_path()).await;
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "access_denied");
+    assert!(env.fake.rest_requests().is_empty(), "nothing forwarded");
 }

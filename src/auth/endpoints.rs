@@ -8,6 +8,7 @@ use tracing::{info, warn};
 
 use super::{cross_site, pages, store_unavailable, Auth, Caller};
 use crate::crypto::api_token::SERVICE_SID_PREFIX;
+use crate::ops::audit::{self, Event};
 use crate::util::paths::SESSION_PATH;
 use crate::web::reply::Reply;
 use crate::web::request::wants_html;
@@ -96,6 +97,18 @@ pub async fn logout(gw: &Auth, req: &RequestHeader) -> Reply {
                 return store_unavailable();
             }
             info!(session = %session.log_id(), "logout");
+            let (session_log, user) = (session.log_id().to_string(), session.user.sub.as_str());
+            audit::emit(
+                Event::new("logout")
+                    .with("session", session_log.as_str())
+                    .with("user", user),
+            );
+            audit::emit(
+                Event::new("session_ended")
+                    .with("session", session_log)
+                    .with("user", user)
+                    .with("reason", "logout"),
+            );
         }
         Caller::StoreUnavailable => return store_unavailable(),
         Caller::CrossSite => return cross_site(),

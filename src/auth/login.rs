@@ -10,7 +10,7 @@ use super::pending::{state_key, BrowserLogins, PendingLogin, StateError, MAX_RET
 use super::{policy, return_to, store_unavailable, Auth};
 use crate::config::email_domain;
 use crate::docusign::OAuthError;
-use crate::ops::audit::Event;
+use crate::ops::audit::{self, Event};
 use crate::ops::metrics::{metrics, Label, LoginFailure};
 use crate::session::Session;
 use crate::util::ids::log_id;
@@ -153,7 +153,7 @@ async fn complete(
     if let Err(refusal) = policy::admit(&gw.cfg.access, &mut info) {
         // The refused user's tokens go no further: dropped here, unstored.
         drop(tokens);
-        gw.audit.emit(
+        audit::emit(
             Event::new("login_denied")
                 .with("user", info.sub.as_str())
                 .with("email_domain", email_domain(&info.email))
@@ -185,7 +185,7 @@ async fn complete(
         .iter()
         .map(|a| a.account_id.as_str())
         .collect();
-    gw.audit.emit(
+    audit::emit(
         Event::new("login")
             .with("user", session.user.sub.as_str())
             .with("email_domain", email_domain(&session.user.email))

@@ -29,7 +29,6 @@ use crate::crypto::api_token::{service_sid, ApiTokens, Claims};
 use crate::crypto::cookies::CookieCodec;
 use crate::docusign::api_host::HostPolicy;
 use crate::docusign::AccountServer;
-use crate::ops::audit::Audit;
 use crate::session::ratelimit::AccountRates;
 use crate::session::{Session, SessionStore, StoreError};
 use crate::util::paths::LOGIN_PATH;
@@ -69,8 +68,6 @@ pub struct Auth {
     pub rates: Arc<AccountRates>,
     pub origins: OriginPolicy,
     pub services: service::Services,
-    /// Whether security events are written to the audit log.
-    pub audit: Audit,
 }
 
 /// 403 for a cookie-authenticated unsafe request from another site.

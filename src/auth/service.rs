@@ -13,10 +13,11 @@ use std::time::Duration;
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::config::ServiceConfig;
+use crate::config::{AccessConfig, ServiceConfig};
 use crate::crypto::api_token::service_sid;
 use crate::docusign::api_host::HostPolicy;
 use crate::docusign::{AccountServer, OAuthError};
+use crate::ops::audit::{self, Event};
 use crate::ops::metrics::{metrics, Label, MintOutcome};
 use crate::session::Session;
 use crate::util::time::Clock;
@@ -50,6 +51,8 @@ pub struct Services {
     wait_limit: Duration,
     /// `<public_url>/auth/consent?service=`
     consent_link: String,
+    /// The `[access]` policy a service's user and accounts must pass.
+    access: AccessConfig,
 }
 
 impl Services {
@@ -62,6 +65,7 @@ impl Services {
         window: Duration,
         wait_limit: Duration,
         consent_link: String,
+        access: AccessConfig,
     ) -> Self {
         let entries = services
             .iter()
@@ -84,6 +88,7 @@ impl Services {
             window_secs: window.as_secs(),
             wait_limit,
             consent_link,
+            access,
         }
     }
 
@@ -171,14 +176,37 @@ impl Services {
             .jwt_grant(&cfg.user_id, &cfg.scopes, &cfg.key)
             .await;
         let tokens = answer.map_err(|e| self.failed(entry, &e))?;
-        let info = self
+        let mut info = self
             .docusign
             .userinfo(&tokens.access_token)
             .await
             .map_err(|e| self.failed(entry, &e))?;
+        if let Err(refusal) = super::policy::admit(&self.access, &mut info) {
+            // The refused user's tokens go no further: dropped, unstored.
+            drop(tokens);
+            warn!(service = %cfg.name, reason = refusal.as_str(), "service refused by the access policy");
+            return Err(Reply::error(
+                403,
+                "access_denied",
+                &format!("The gateway's access policy does not admit the DocuSign user or accounts of service {}.", cfg.name),
+            )
+            .no_store());
+        }
         let now = self.clock.now_unix();
         metrics().service_minted(&cfg.name, MintOutcome::Ok);
         info!(service = %cfg.name, outcome = "ok", "service token minted");
+        let accounts: Vec<&str> = info
+            .accounts
+            .iter()
+            .map(|a| a.account_id.as_str())
+            .collect();
+        audit::emit(
+            Event::new("service_token_minted")
+                .with("service", cfg.name.as_str())
+                .with("user", info.sub.as_str())
+                .with("accounts", accounts)
+                .with("expires_at", tokens.expires_at),
+        );
         let ttl = tokens.expires_at.saturating_sub(now);
         Ok(Session::new(info, tokens, &self.policy, ttl, now).renamed(service_sid(&cfg.name)))
     }

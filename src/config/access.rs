@@ -212,13 +212,15 @@ pub(super) fn validate(raw: RawAccess) -> Result<AccessConfig, ConfigError> {
 }
 
 /// A `[[service]]` acts as one user, known by GUID before it ever runs (its
-/// e-mail is not): with a user restriction, that GUID must be in
-/// `allowed_users`.
+/// e-mail is not): when `allowed_users` is the only user restriction, that
+/// GUID must be in it. With `allowed_email_domains` set, the service's user
+/// may still pass by e-mail, which only its userinfo tells: that (and its
+/// accounts) is checked when the service's DocuSign token is minted.
 pub(super) fn check_services(
     access: &AccessConfig,
     services: &[ServiceConfig],
 ) -> Result<(), ConfigError> {
-    if !access.restricts_users() {
+    if access.allowed_users.is_empty() || !access.allowed_email_domains.is_empty() {
         return Ok(());
     }
     for s in services {

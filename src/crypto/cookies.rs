@@ -242,6 +242,7 @@ mod tests {
             api_token_ttl: Duration::from_secs(60),
             min_refresh_interval: Duration::ZERO,
             max_sessions_per_user: 10,
+            max_tokens_per_session: 10,
         })
     }
 

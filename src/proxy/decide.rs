@@ -14,7 +14,7 @@ use super::Gateway;
 use crate::auth::{self, policy, store_unavailable, Caller};
 use crate::config::AccessConfig;
 use crate::crypto::api_token::is_service;
-use crate::ops::audit::Event;
+use crate::ops::audit::{self, Event};
 use crate::session::refresh::Freshness;
 use crate::session::{Account, Session};
 use crate::web::reply::Reply;
@@ -125,7 +125,7 @@ impl Gateway {
     /// admits: it ends (on every instance), and the caller must log in.
     async fn end_refused_session(&self, session: &Session, browser: bool, original: &str) -> Reply {
         match self.auth.sessions.remove(&session.id).await {
-            Ok(_) => self.auth.audit.emit(
+            Ok(_) => audit::emit(
                 Event::new("session_ended")
                     .with("session", session.log_id().to_string())
                     .with("user", session.user.sub.as_str())

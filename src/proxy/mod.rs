@@ -64,7 +64,6 @@ use crate::crypto::api_token::ApiTokens;
 use crate::crypto::cookies::CookieCodec;
 use crate::docusign::api_host::HostPolicy;
 use crate::docusign::{AccountServer, ClientError, DocuSignClient};
-use crate::ops::audit::Audit;
 use crate::ops::metrics::{self, metrics};
 use crate::session::ratelimit::{AccountRates, CallCounter, MemoryCallCounter, RedisCallCounter};
 use crate::session::redis::{RedisSettings, RedisStore, Target};
@@ -144,6 +143,7 @@ impl Gateway {
             policy.window,
             policy.wait_limit,
             cfg.public_link(&format!("{CONSENT_PATH}?service=")),
+            cfg.access.clone(),
         );
         let auth = Auth {
             api_tokens: ApiTokens::new(
@@ -163,9 +163,6 @@ impl Gateway {
             )),
             clock: parts.clock,
             origins: OriginPolicy::new(&cfg.server.public_url, &cfg.server.allowed_origins),
-            audit: Audit {
-                enabled: cfg.log.audit,
-            },
             cfg: Arc::new(cfg),
         };
         Gateway {

@@ -64,6 +64,11 @@ enum World {
     /// The session's REST host passed the policy of the instance that made
     /// it (as read from a shared store), not this one's.
     PolicyNarrowed,
+    /// `[access] allowed_accounts = ["A2"]`: the session's A1 is refused.
+    AccountRefused,
+    /// `[access] allowed_users` names someone else: the session's user,
+    /// admitted by the instance that made it, is refused here.
+    UserRefused,
 }
 
 struct Case {
@@ -96,7 +101,12 @@ async fn gateway(world: World) -> (Gateway, Arc<Session>, Arc<ManualClock>) {
         World::SessionLimitReached => "[limits]\nsession_hourly = 1\n",
         _ => "",
     };
-    let mut config = format!("{CONFIG}{limits}");
+    let access = match world {
+        World::AccountRefused => "[access]\nallowed_accounts = [\"a2\"]\n",
+        World::UserRefused => "[access]\nallowed_users = [\"someone-else\"]\n",
+        _ => "",
+    };
+    let mut config = format!("{CONFIG}{limits}{access}");
     if let World::PolicyNarrowed = world {
         config = config.replace(r#"["127.0.0.2"]"#, r#"["*.docusign.net"]"#);
     }
@@ -291,6 +301,37 @@ async fn the_request_decision_table() {
             expect: answer(403, "account_not_permitted"),
         },
         Case {
+            who: Who::Cookie,
+            world: AccountRefused,
+            path: OWN,
+            expect: answer(403, "account_not_permitted"),
+        },
+        Case {
+            who: Who::Token,
+            world: AccountRefused,
+            path: OWN_LOWER,
+            expect: answer(403, "account_not_permitted"),
+        },
+        Case {
+            who: Who::Token,
+            world: AccountRefused,
+            // Past the policy: A2's REST host is what refuses it.
+            path: "/restapi/v2.1/accounts/A2/envelopes",
+            expect: answer(502, "api_host_not_allowed"),
+        },
+        Case {
+            who: Who::Cookie,
+            world: UserRefused,
+            path: OWN,
+            expect: answer(401, "login_required"),
+        },
+        Case {
+            who: Who::Token,
+            world: UserRefused,
+            path: OWN,
+            expect: answer(401, "login_required"),
+        },
+        Case {
             who: Who::Nobody,
             world: StoreDown,
             path: "/readyz",
@@ -321,6 +362,15 @@ async fn the_request_decision_table() {
         let route = router::route(req.uri.path(), &gw.auth.cfg.docusign.callback_path);
         check(case, gw.decide(route, &req).await);
     }
+}
+
+#[tokio::test]
+async fn a_user_the_policy_now_refuses_loses_the_session() {
+    let (gw, session, _) = gateway(World::UserRefused).await;
+    assert!(gw.auth.sessions.get(&session.id).await.unwrap().is_some());
+    let req = request(&gw, Who::Token, &session, "/restapi/v2.1/accounts/A1");
+    assert!(matches!(gw.decide(Route::Api, &req).await, Decision::Answer(r) if r.status == 401));
+    assert!(gw.auth.sessions.get(&session.id).await.unwrap().is_none());
 }
 
 #[tokio::test]

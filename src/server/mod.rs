@@ -136,6 +136,7 @@ pub fn run(cfg: Config, upgrade: bool) -> Result<(), ServerError> {
     let listen = cfg.server.listen;
     let public = cfg.server.public_url.clone();
     let metrics = cfg.server.metrics_listen;
+    crate::ops::audit::set_enabled(cfg.log.audit);
     // The target's Debug form shows no password.
     let session_store = match &cfg.redis {
         Some(redis) => format!("redis {:?}", redis.target),

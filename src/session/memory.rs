@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use super::model::Session;
 use super::store::{SessionStore, StoreError, TokenSwap};
 use crate::docusign::TokenSet;
+use crate::ops::audit::{self, Event};
 use crate::util::time::Clock;
 use crate::util::ttl_map::TtlMap;
 
@@ -90,6 +91,17 @@ impl MemoryStore {
     }
 }
 
+/// A live session made room for a new one.
+fn audit_evicted(session: &Session, bound: &'static str) {
+    audit::emit(
+        Event::new("session_ended")
+            .with("session", session.log_id().to_string())
+            .with("user", session.user.sub.as_str())
+            .with("reason", "evicted")
+            .with("bound", bound),
+    );
+}
+
 #[async_trait]
 impl SessionStore for MemoryStore {
     fn name(&self) -> &'static str {
@@ -101,10 +113,16 @@ impl SessionStore for MemoryStore {
         let id: Arc<str> = Arc::from(session.id.as_str());
         let now = self.clock.now_millis();
         for oldest in self.admit(&session.user.sub, &id, now) {
-            self.sessions.remove(&*oldest);
+            if let Some(ended) = self.sessions.remove(&*oldest) {
+                audit_evicted(&ended, "max_sessions_per_user");
+            }
         }
         let expires_ms = session.expires_at.saturating_mul(1000);
-        self.sessions.insert(id, session.clone(), expires_ms, now);
+        for (_, ended) in self.sessions.insert(id, session.clone(), expires_ms, now) {
+            if ended.expires_at.saturating_mul(1000) > now {
+                audit_evicted(&ended, "max_sessions");
+            }
+        }
         Ok(session)
     }
 

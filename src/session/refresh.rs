@@ -26,6 +26,7 @@ use tracing::{info, warn};
 use super::model::Session;
 use super::store::{Lease, SessionStore, StoreError, TokenSwap};
 use crate::docusign::{AccountServer, OAuthError, TokenSet};
+use crate::ops::audit::{self, Event};
 use crate::ops::metrics::{metrics, RefreshOutcome};
 use crate::util::ids::{log_id, LogId};
 use crate::util::time::Clock;
@@ -304,6 +305,12 @@ impl RefreshJob {
                     description = description.as_deref().unwrap_or(""),
                     duration_ms,
                     "token refresh"
+                );
+                audit::emit(
+                    Event::new("session_ended")
+                        .with("session", log.to_string())
+                        .with("user", current.user.sub.as_str())
+                        .with("reason", "invalid_grant"),
                 );
                 self.end_session(&current.id).await
             }
