@@ -9,10 +9,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use docusign_gateway::auth::grant;
 #[cfg(feature = "fake")]
 use docusign_gateway::config::LogFormat;
 use docusign_gateway::config::{self, Config, RawConfig};
 use docusign_gateway::crypto::api_token::ApiTokens;
+use docusign_gateway::ops::audit::{self, Event};
 use docusign_gateway::ops::logging;
 use docusign_gateway::server::tls;
 use docusign_gateway::util::time::now_unix;
@@ -78,6 +80,19 @@ enum Command {
         /// Lifetime; default `session.api_token_ttl_secs`.
         #[arg(long)]
         ttl_secs: Option<u64>,
+        /// The token's name (1 to 64 of A-Z a-z 0-9 space _ . -).
+        #[arg(long)]
+        name: Option<String>,
+        /// Only this account (repeatable).
+        #[arg(long = "account")]
+        accounts: Vec<String>,
+        /// Only this method (repeatable): GET, HEAD, POST, PUT, PATCH, DELETE.
+        #[arg(long = "method")]
+        methods: Vec<String>,
+        /// Only paths matching this pattern (repeatable; `*` one segment,
+        /// `**` the rest).
+        #[arg(long = "path")]
+        paths: Vec<String>,
     },
     /// Run the gateway with the built-in fake DocuSign on loopback.
     #[cfg(feature = "fake")]
@@ -121,7 +136,29 @@ fn main() -> ExitCode {
         }),
         Command::Check => check(&cli.config),
         Command::Health { addr } => health(&cli.config, addr),
-        Command::Token { service, ttl_secs } => token(&cli.config, &service, ttl_secs),
+        Command::Token {
+            service,
+            ttl_secs,
+            name,
+            accounts,
+            methods,
+            paths,
+        } => {
+            let scope = TokenArgs {
+                ttl_secs,
+                name,
+                accounts,
+                methods,
+                paths,
+            };
+            match token(&cli.config, &service, scope) {
+                Ok(()) => return ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("docusign-gateway: {message}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
         #[cfg(feature = "fake")]
         Command::Demo { listen } => {
             logging::init(LogFormat::Text, "info");
@@ -160,22 +197,83 @@ fn load(path: &Path) -> Result<Config, String> {
     Config::load(path, std::env::vars()).map_err(|e| e.to_string())
 }
 
-/// One service token on stdout.
-fn token(path: &Path, service: &str, ttl_secs: Option<u64>) -> Result<(), String> {
+/// What `token` was asked for, besides the service.
+struct TokenArgs {
+    ttl_secs: Option<u64>,
+    name: Option<String>,
+    accounts: Vec<String>,
+    methods: Vec<String>,
+    paths: Vec<String>,
+}
+
+/// A scope error as the `token` command's flags name the field.
+fn as_flag(message: &str) -> String {
+    let flags = [
+        ("ttl_secs:", "--ttl-secs:"),
+        ("name:", "--name:"),
+        ("accounts:", "--account:"),
+        ("methods:", "--method:"),
+        ("paths:", "--path:"),
+    ];
+    for (field, flag) in flags {
+        if let Some(rest) = message.strip_prefix(field) {
+            return format!("{flag}{rest}");
+        }
+    }
+    message.to_string()
+}
+
+/// Longest life of a service token the `token` command mints.
+const MAX_SERVICE_TOKEN_TTL_SECS: u64 = 10 * 366 * 24 * 3600;
+
+/// One service token on stdout; the rules of `POST /auth/token`'s body.
+fn token(path: &Path, service: &str, args: TokenArgs) -> Result<(), String> {
     let cfg = load(path)?;
     let svc = cfg
         .service(service)
         .ok_or_else(|| format!("no [[service]] named {service:?} in {}", path.display()))?;
-    if ttl_secs == Some(0) {
-        return Err("--ttl-secs must be at least 1".into());
+    let mut fields = serde_json::Map::new();
+    if let Some(t) = args.ttl_secs {
+        fields.insert("ttl_secs".into(), t.into());
     }
+    if let Some(n) = args.name {
+        fields.insert("name".into(), n.into());
+    }
+    for (key, list) in [
+        ("accounts", args.accounts),
+        ("methods", args.methods),
+        ("paths", args.paths),
+    ] {
+        if !list.is_empty() {
+            fields.insert(key.into(), list.into());
+        }
+    }
+    let grant = grant::for_service(&fields, &cfg.access, MAX_SERVICE_TOKEN_TTL_SECS)
+        .map_err(|e| as_flag(&e))?;
     let tokens = ApiTokens::new(
         cfg.session.secret.expose().as_bytes(),
         &cfg.public_link(""),
         cfg.session.api_token_ttl.as_secs(),
     );
-    let (token, _) = tokens.mint_service(&svc.name, &svc.user_id, now_unix(), ttl_secs);
-    println!("{token}");
+    let minted = tokens.mint_service(&svc.name, &svc.user_id, now_unix(), &grant);
+    let claims = &minted.claims;
+    logging::init(cfg.log.format, "warn");
+    audit::set_enabled(cfg.log.audit);
+    audit::emit(
+        Event::new("token_minted")
+            .with("service", svc.name.as_str())
+            .with("user", svc.user_id.as_str())
+            .with("token_id", claims.jti.clone())
+            .with("name", claims.name.clone())
+            .with(
+                "scope",
+                serde_json::to_value(claims.scope.clone().unwrap_or_default()).unwrap_or_default(),
+            )
+            .with("expires_at", claims.exp)
+            .with("by", "command"),
+    );
+    logging::flush();
+    println!("{}", minted.token);
     Ok(())
 }
 

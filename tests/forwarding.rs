@@ -117,6 +117,30 @@ async fn no_docusign_token_in_any_response_or_log_line() {
         seen.push_str(&format!("{:?}", r.headers()));
         seen.push_str(&r.text().await.unwrap());
     }
+    // A scoped token, used, listed and revoked: audit lines of their own.
+    let r = env
+        .post_json_as(&b, "/auth/token", r#"{"name":"t","methods":["GET"]}"#)
+        .await;
+    let minted: serde_json::Value = r.json().await.unwrap();
+    let gateway_token = minted["token"].as_str().unwrap().to_string();
+    let r = env
+        .client
+        .get(env.url(&format!("/restapi/v2.1/accounts/{account}")))
+        .header("Authorization", format!("Bearer {gateway_token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = env.get_as(&b, "/auth/tokens").await;
+    seen.push_str(&r.text().await.unwrap());
+    let r = env
+        .client
+        .delete(env.url(&format!("/auth/tokens/{}", minted["id"].as_str().unwrap())))
+        .header("Cookie", b.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
     let r = env
         .client
         .post(env.url("/auth/logout"))
@@ -133,6 +157,24 @@ async fn no_docusign_token_in_any_response_or_log_line() {
     assert!(
         logs.contains("login completed"),
         "logs are captured:\n{logs}"
+    );
+    for event in [
+        "login",
+        "token_minted",
+        "token_revoked",
+        "logout",
+        "session_ended",
+    ] {
+        let line = format!("docusign_gateway::audit: {event} event={event}");
+        assert!(logs.contains(&line), "audit line {event}:\n{logs}");
+    }
+    assert!(
+        !logs.contains(&gateway_token),
+        "the log leaks a gateway token"
+    );
+    assert!(
+        !seen.contains(&gateway_token[10..]),
+        "a listing leaks a gateway token"
     );
     let secrets = env.fake.issued_secrets();
     assert!(secrets.len() >= 3, "tokens, code and client secret");

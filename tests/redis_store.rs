@@ -15,7 +15,9 @@ use docusign_gateway::docusign::TokenSet;
 use docusign_gateway::session::conformance::{self, Subject};
 use docusign_gateway::session::model::test_support::session;
 use docusign_gateway::session::redis::{RedisSettings, RedisStore, Target};
-use docusign_gateway::session::{Lease, Session, SessionStore, StoreError, TokenSwap};
+use docusign_gateway::session::{
+    Added, Lease, Session, SessionStore, StoreError, TokenRecord, TokenSwap,
+};
 use docusign_gateway::util::secret::Secret;
 use docusign_gateway::util::time::system_clock;
 
@@ -127,6 +129,68 @@ async fn another_instances_logout_and_refresh_are_seen_within_a_second() {
     assert!(a.remove(&s.id).await.unwrap());
     let gone = within_a_second(|| async { b.get(&s.id).await.unwrap().is_none() }).await;
     assert!(gone, "B sees A's logout within a second");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_instances_token_revocation_is_seen_within_a_second() {
+    let server = RedisServer::start();
+    let (a, b) = two_instances(&server);
+    until_cached(&a).await;
+    until_cached(&b).await;
+    let s = a.insert(session(600)).await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for id in ["aa01", "aa02"] {
+        let record = TokenRecord {
+            id: id.into(),
+            name: None,
+            scope: None,
+            issued_at: now,
+            expires_at: now + 300,
+        };
+        assert_eq!(a.add_token(&s.id, record, 10).await.unwrap(), Added::Added);
+    }
+    let listed = |store: Arc<RedisStore>| {
+        let id = s.id.clone();
+        async move {
+            let tokens = store.tokens(&id).await.unwrap();
+            let mut ids: Vec<String> = tokens.iter().map(|t| t.id.clone()).collect();
+            ids.sort();
+            ids
+        }
+    };
+    let both = within_a_second(|| {
+        let b = b.clone();
+        async move { listed(b).await == ["aa01", "aa02"] }
+    })
+    .await;
+    assert!(both, "B sees A's tokens");
+    // Warm: B answers from its cache, even with Redis gone.
+    server.cli(&["CLIENT", "PAUSE", "1500", "ALL"]);
+    let started = Instant::now();
+    assert_eq!(listed(b.clone()).await, ["aa01", "aa02"]);
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "no Redis call"
+    );
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+
+    assert!(a.revoke_token(&s.id, "aa01").await.unwrap());
+    let revoked = within_a_second(|| {
+        let b = b.clone();
+        async move { listed(b).await == ["aa02"] }
+    })
+    .await;
+    assert!(revoked, "B sees A's revocation within a second");
+    assert!(b.get(&s.id).await.unwrap().is_some(), "the session goes on");
+    assert!(a.remove(&s.id).await.unwrap());
+    let keys = server.keys();
+    assert!(
+        keys.iter().all(|k| !k.ends_with(":tk")),
+        "logout drops the registry: {keys:?}"
+    );
 }
 
 async fn within_a_second<F, Fut>(mut check: F) -> bool

@@ -360,3 +360,68 @@ async fn a_service_whose_user_the_policy_refuses_gets_nothing_forwarded() {
     assert_eq!(v["error"], "access_denied");
     assert!(env.fake.rest_requests().is_empty(), "nothing forwarded");
 }
+
+#[tokio::test]
+async fn the_token_command_mints_scoped_service_tokens() {
+    let svc = start("", "info").await;
+    let env = &svc.env;
+    give_consent(env, &env.url("/auth/consent?service=backend")).await;
+    let token = service_token(
+        env,
+        &[
+            "--name",
+            "status-reader",
+            "--account",
+            ACCOUNT,
+            "--method",
+            "GET",
+            "--path",
+            "/restapi/v2.1/accounts/*/envelopes/**",
+        ],
+    );
+    let envelopes = format!("{}/envelopes", account_path());
+    assert_eq!(call(env, &token, &envelopes).await.status(), 200);
+    let r = call(env, &token, &account_path()).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "token_scope");
+    let r = env
+        .client
+        .post(env.url(&envelopes))
+        .header("Authorization", format!("Bearer {token}"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "GET only");
+    let v: Value = call(env, &token, "/auth/session")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["token"]["name"], "status-reader");
+
+    for (args, flag) in [
+        (&["--method", "TRACE"][..], "--method"),
+        (&["--path", "/a/**/b"][..], "--path"),
+        (&["--name", "a/b"][..], "--name"),
+        (&["--account", "not an id"][..], "--account"),
+        (&["--ttl-secs", "0"][..], "--ttl-secs"),
+    ] {
+        let out = Command::new(gateway_bin())
+            .args(["token", "--config"])
+            .arg(&env.gw.config_path)
+            .args(["--service", "backend"])
+            .args(args)
+            .env("DSGW_SESSION_SECRET", SECRET)
+            .env(
+                "DSGW_DOCUSIGN_CLIENT_SECRET",
+                &env.fake.config().client_secret,
+            )
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "no token");
+    }
+}

@@ -7,6 +7,7 @@
 
 mod consent;
 mod endpoints;
+pub mod grant;
 mod login;
 mod origin;
 pub mod pages;
@@ -21,7 +22,7 @@ use pingora::http::RequestHeader;
 use serde_json::json;
 
 pub use consent::consent;
-pub use endpoints::{logout, mint_token, session_info};
+pub use endpoints::{list_tokens, logout, mint_token, revoke_token, session_info};
 pub use login::{callback, login};
 
 use crate::config::Config;
@@ -40,7 +41,9 @@ use pending::PendingLogins;
 
 /// Who sent a request.
 pub enum Caller {
-    Session(Arc<Session>),
+    /// A live session, and the gateway token that named it (`None`: the
+    /// session cookie).
+    Session(Arc<Session>, Option<Arc<Claims>>),
     /// No session cookie and no bearer token.
     Anonymous,
     /// A bearer token that is not a valid gateway token of a live session.
@@ -101,7 +104,7 @@ impl Auth {
         let mut cross_site = false;
         match self.cookie_session(req).await {
             Ok(Some(_)) if self.origins.is_cross_site(req) => cross_site = true,
-            Ok(Some(session)) => return Caller::Session(session),
+            Ok(Some(session)) => return Caller::Session(session, None),
             Ok(None) => {}
             Err(_) => return Caller::StoreUnavailable,
         }
@@ -114,19 +117,30 @@ impl Auth {
         let Some(claims) = self.api_tokens.verify(token) else {
             return Caller::BadToken;
         };
-        if let Some(name) = &claims.svc {
-            return self.service_caller(name, &claims).await;
+        if let Some(name) = claims.svc.clone() {
+            return self.service_caller(&name, claims).await;
         }
-        match self.sessions.get(&claims.sid).await {
-            Ok(Some(session)) if session.user.sub == claims.sub => Caller::Session(session),
-            Ok(_) => Caller::BadToken,
-            Err(_) => Caller::StoreUnavailable,
+        let session = match self.sessions.get(&claims.sid).await {
+            Ok(Some(session)) if session.user.sub == claims.sub => session,
+            Ok(_) => return Caller::BadToken,
+            Err(_) => return Caller::StoreUnavailable,
+        };
+        // A token with an id counts while its session's registry holds it
+        // (it may have been revoked); one from before ids, for its session.
+        if let Some(jti) = &claims.jti {
+            let now = self.clock.now_unix();
+            match self.sessions.tokens(&claims.sid).await {
+                Ok(tokens) if tokens.iter().any(|t| &t.id == jti && t.is_live(now)) => {}
+                Ok(_) => return Caller::BadToken,
+                Err(_) => return Caller::StoreUnavailable,
+            }
         }
+        Caller::Session(session, Some(claims))
     }
 
     /// The session of a service token's service, unless the token was issued
     /// before the service's `not_before` or names another user.
-    async fn service_caller(&self, name: &str, claims: &Claims) -> Caller {
+    async fn service_caller(&self, name: &str, claims: Arc<Claims>) -> Caller {
         let Some(cfg) = self.services.config(name) else {
             return Caller::BadToken;
         };
@@ -137,7 +151,7 @@ impl Auth {
             return Caller::BadToken;
         }
         match self.services.session(name, None).await {
-            Ok(session) => Caller::Session(session),
+            Ok(session) => Caller::Session(session, Some(claims)),
             Err(reply) => Caller::ServiceRefused(reply),
         }
     }

@@ -6,9 +6,11 @@
 use std::sync::Arc;
 
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::keys;
+use crate::crypto::scope::Scope;
 use crate::util::time::now_millis;
 use crate::util::ttl_map::TtlMap;
 
@@ -35,6 +37,32 @@ pub struct Claims {
     /// The `[[service]]` a service token acts for; absent on a session's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub svc: Option<String>,
+    /// The token's id (not secret): what lists and revokes it. Tokens made
+    /// before ids existed have none and act for their whole session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// The name given at minting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What the token may do; absent: all its session may.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+}
+
+/// What a session's new token is: its name, its lifetime and its scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grant {
+    pub name: Option<String>,
+    /// Seconds to live; `None`: `session.api_token_ttl_secs`.
+    pub ttl_secs: Option<u64>,
+    pub scope: Option<Scope>,
+}
+
+/// A minted token: its value, and the claims it carries.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    pub token: String,
+    pub claims: Claims,
 }
 
 /// The `sid` of a service's gateway tokens (and the id of its session).
@@ -49,6 +77,13 @@ pub fn is_service(sid: &str) -> bool {
 
 /// What marks a session id as a service's.
 pub const SERVICE_SID_PREFIX: &str = "service:";
+
+/// A token id: 96 random bits, hex (not a secret: it cannot be used as a token).
+fn random_token_id() -> String {
+    let mut bytes = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
 
 pub struct ApiTokens {
     encoding: EncodingKey,
@@ -80,7 +115,22 @@ impl ApiTokens {
 
     /// A token for this session, living `ttl` but never past `session_expires_at`.
     pub fn mint(&self, sub: &str, sid: &str, now: u64, session_expires_at: u64) -> (String, u64) {
-        let exp = now.saturating_add(self.ttl_secs).min(session_expires_at);
+        let minted = self.mint_grant(sub, sid, now, session_expires_at, &Grant::default());
+        (minted.token, minted.claims.exp)
+    }
+
+    /// A token for this session as `grant` describes it, with a new id;
+    /// never living past `session_expires_at`.
+    pub fn mint_grant(
+        &self,
+        sub: &str,
+        sid: &str,
+        now: u64,
+        session_expires_at: u64,
+        grant: &Grant,
+    ) -> Minted {
+        let ttl = grant.ttl_secs.unwrap_or(self.ttl_secs);
+        let exp = now.saturating_add(ttl).min(session_expires_at);
         let claims = Claims {
             iss: self.issuer.clone(),
             aud: AUDIENCE.to_string(),
@@ -89,22 +139,19 @@ impl ApiTokens {
             iat: now,
             exp,
             svc: None,
+            jti: Some(random_token_id()),
+            name: grant.name.clone(),
+            scope: grant.scope.clone().filter(|s| !s.is_whole()),
         };
         let token =
             encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).unwrap_or_default();
-        (token, exp)
+        Minted { token, claims }
     }
 
     /// A token for the `[[service]]` `name` acting as DocuSign user `user_id`,
-    /// living `ttl_secs` (the configured default when `None`).
-    pub fn mint_service(
-        &self,
-        name: &str,
-        user_id: &str,
-        now: u64,
-        ttl_secs: Option<u64>,
-    ) -> (String, u64) {
-        let exp = now.saturating_add(ttl_secs.unwrap_or(self.ttl_secs));
+    /// as `grant` describes it (lifetime: the configured default when unset).
+    pub fn mint_service(&self, name: &str, user_id: &str, now: u64, grant: &Grant) -> Minted {
+        let exp = now.saturating_add(grant.ttl_secs.unwrap_or(self.ttl_secs));
         let claims = Claims {
             iss: self.issuer.clone(),
             aud: AUDIENCE.to_string(),
@@ -113,10 +160,13 @@ impl ApiTokens {
             iat: now,
             exp,
             svc: Some(name.to_string()),
+            jti: Some(random_token_id()),
+            name: grant.name.clone(),
+            scope: grant.scope.clone().filter(|s| !s.is_whole()),
         };
         let token =
             encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).unwrap_or_default();
-        (token, exp)
+        Minted { token, claims }
     }
 
     /// The claims of a valid token: signature, algorithm, exp, iss and aud
@@ -279,7 +329,12 @@ mod tests {
     fn service_tokens_name_their_service() {
         let t = tokens();
         let now = now_unix();
-        let (jwt, exp) = t.mint_service("backend", "u-guid", now, Some(60));
+        let grant = Grant {
+            ttl_secs: Some(60),
+            ..Grant::default()
+        };
+        let minted = t.mint_service("backend", "u-guid", now, &grant);
+        let (jwt, exp) = (minted.token, minted.claims.exp);
         assert_eq!(exp, now + 60);
         let c = t.verify(&jwt).unwrap();
         assert_eq!(c.svc.as_deref(), Some("backend"));

@@ -14,6 +14,7 @@ use super::Gateway;
 use crate::auth::{self, policy, store_unavailable, Caller};
 use crate::config::AccessConfig;
 use crate::crypto::api_token::is_service;
+use crate::crypto::scope::{Outside, Scope};
 use crate::ops::audit::{self, Event};
 use crate::session::refresh::Freshness;
 use crate::session::{Account, Session};
@@ -33,7 +34,9 @@ pub enum Decision {
 
 impl Gateway {
     /// Step 1: the endpoints answered here; step 2-4 for `/restapi/...`.
-    pub async fn decide(&self, route: Route, req: &RequestHeader) -> Decision {
+    /// `body` is the request's body where the route takes one that the
+    /// gateway reads itself (`POST /auth/token`), else empty.
+    pub async fn decide(&self, route: Route, req: &RequestHeader, body: &[u8]) -> Decision {
         let auth = &self.auth;
         let reply = match route {
             Route::Health => Reply::json(200, &json!({ "status": "ok" })),
@@ -42,7 +45,16 @@ impl Gateway {
             Route::Callback => auth::callback(auth, req).await,
             Route::SessionInfo => auth::session_info(auth, req).await,
             Route::Logout => auth::logout(auth, req).await,
-            Route::Token => auth::mint_token(auth, req).await,
+            Route::Token => auth::mint_token(auth, req, body).await,
+            Route::Tokens => auth::list_tokens(auth, req).await,
+            Route::TokenItem => {
+                let id = req.uri.path().rsplit('/').next().unwrap_or_default();
+                let id = match req.uri.path().matches('/').count() {
+                    3 => id,
+                    _ => "",
+                };
+                auth::revoke_token(auth, req, id).await
+            }
             Route::Consent => auth::consent(auth, req),
             Route::NotFound => Reply::error(
                 404,
@@ -91,8 +103,8 @@ impl Gateway {
             ));
         }
         let browser = wants_html(req);
-        let session = match self.auth.caller(req).await {
-            Caller::Session(session) => session,
+        let (session, token) = match self.auth.caller(req).await {
+            Caller::Session(session, token) => (session, token),
             other => return Err(self.auth.login_required_for(&other, browser, original)),
         };
         if !is_service(&session.id) && !policy::user_still_allowed(&self.auth.cfg.access, &session)
@@ -101,6 +113,9 @@ impl Gateway {
         }
         let api_path = router::parse_api_path(path).map_err(router::PathError::reply)?;
         let account = account_of(&self.auth.cfg.access, &session, api_path.account)?;
+        if let Some(scope) = token.as_ref().and_then(|c| c.scope.as_ref()) {
+            within_scope(scope, &account.account_id, req.method.as_str(), path)?;
+        }
         self.within_account_limits(account)?;
         let upstream = self.upstream_for(account).await?;
         // A service's session comes fresh from `Auth::caller` (service mode).
@@ -174,6 +189,22 @@ impl Gateway {
             Freshness::Ready(_) | Freshness::TooRecent => token_unavailable(1),
         }
     }
+}
+
+/// Step 3 for a scoped gateway token: the call must be inside its scope.
+fn within_scope(scope: &Scope, account: &str, method: &str, path: &str) -> Result<(), Reply> {
+    scope.check(account, method, path).map_err(|outside| {
+        let message = match outside {
+            Outside::Account => "This gateway token's scope does not include this account.",
+            Outside::Method => "This gateway token's scope does not include this method.",
+            Outside::Path => "This gateway token's scope does not include this path.",
+        };
+        Reply::json(
+            403,
+            &json!({ "error": "token_scope", "message": message, "outside": outside.as_str() }),
+        )
+        .no_store()
+    })
 }
 
 /// Step 3: the account the path names must be one of the session's and

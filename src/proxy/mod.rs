@@ -48,6 +48,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session as Downstream};
@@ -56,6 +57,7 @@ use pingora::{Error, ErrorType, Result};
 pub use ctx::{Forwarding, Replay, RequestCtx, Upstream};
 pub use decide::Decision;
 
+use crate::auth::grant::MAX_GRANT_BODY_BYTES;
 use crate::auth::pending::PendingLogins;
 use crate::auth::service::Services;
 use crate::auth::{Auth, OriginPolicy};
@@ -71,7 +73,9 @@ use crate::session::refresh::{RefreshPolicy, Refresher};
 use crate::session::{MemoryStore, SessionStore};
 use crate::util::paths::CONSENT_PATH;
 use crate::util::time::{system_clock, Clock};
+use crate::web::reply::Reply;
 use resolver::Resolver;
+use router::Route;
 
 /// Why the gateway could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -258,9 +262,20 @@ impl ProxyHttp for Gateway {
         downstream: &mut Downstream,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
+        let path = downstream.req_header().uri.path();
+        ctx.route = router::route(path, &self.auth.cfg.docusign.callback_path);
+        let body = match ctx.route {
+            Route::Token => match read_small_body(downstream).await {
+                Ok(body) => body,
+                Err(reply) => {
+                    reply.send(downstream).await?;
+                    return Ok(true);
+                }
+            },
+            _ => Bytes::new(),
+        };
         let req = downstream.req_header();
-        ctx.route = router::route(req.uri.path(), &self.auth.cfg.docusign.callback_path);
-        match self.decide(ctx.route, req).await {
+        match self.decide(ctx.route, req, &body).await {
             Decision::Forward(forwarding) => {
                 ctx.forwarding = Some(forwarding);
                 // Keep up to 64 KiB of the body so a 401 can be replayed.
@@ -376,5 +391,44 @@ impl ProxyHttp for Gateway {
         // Never the query string: the callback's carries the authorization code.
         let req = downstream.req_header();
         format!("{} {}", req.method, req.uri.path())
+    }
+}
+
+/// How long the body of a request the gateway reads itself may take.
+const SMALL_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The whole body of a request the gateway answers itself (the JSON of
+/// `POST /auth/token`), at most [`MAX_GRANT_BODY_BYTES`]: 413 past it, 408
+/// when it does not arrive within [`SMALL_BODY_TIMEOUT`].
+async fn read_small_body(downstream: &mut Downstream) -> std::result::Result<Bytes, Reply> {
+    let too_large = || {
+        Reply::error(
+            413,
+            "body_too_large",
+            &format!("The body of this request may have at most {MAX_GRANT_BODY_BYTES} bytes."),
+        )
+        .header("Connection", "close")
+    };
+    let read =
+        async {
+            let mut body = BytesMut::new();
+            while let Some(chunk) = downstream.read_request_body().await.map_err(|_| {
+                Reply::error(400, "bad_request", "The request body could not be read.")
+            })? {
+                if body.len() + chunk.len() > MAX_GRANT_BODY_BYTES {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(body.freeze())
+        };
+    match tokio::time::timeout(SMALL_BODY_TIMEOUT, read).await {
+        Ok(result) => result,
+        Err(_) => Err(Reply::error(
+            408,
+            "request_timeout",
+            "The request body did not arrive in time.",
+        )
+        .header("Connection", "close")),
     }
 }

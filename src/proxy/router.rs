@@ -14,6 +14,10 @@ pub enum Route {
     Logout,
     /// Mints a gateway API token.
     Token,
+    /// Lists the session's gateway tokens.
+    Tokens,
+    /// `/auth/tokens/{id}`: revokes one.
+    TokenItem,
     /// Sends a service's DocuSign user to consent (service mode).
     Consent,
     /// Forwarded to a DocuSign REST host.
@@ -29,6 +33,13 @@ pub fn route(path: &str, callback_path: &str) -> Route {
         SESSION_PATH => Route::SessionInfo,
         LOGOUT_PATH => Route::Logout,
         TOKEN_PATH => Route::Token,
+        TOKENS_PATH => Route::Tokens,
+        p if p
+            .strip_prefix(TOKENS_PATH)
+            .is_some_and(|rest| rest.starts_with('/')) =>
+        {
+            Route::TokenItem
+        }
         CONSENT_PATH => Route::Consent,
         p if p == callback_path => Route::Callback,
         p if p.starts_with(API_PREFIX) => Route::Api,

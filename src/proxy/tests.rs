@@ -12,10 +12,12 @@ use pingora::http::RequestHeader;
 use super::router::{self, Route};
 use super::{Decision, Gateway, Parts};
 use crate::config::Config;
+use crate::crypto::api_token::Grant;
+use crate::crypto::scope::Scope;
 use crate::docusign::OAuthError;
 use crate::session::model::test_support::session_at;
 use crate::session::ratelimit::{CallCounter, MemoryCallCounter, RateHeaders};
-use crate::session::{MemoryStore, Session, SessionStore};
+use crate::session::{MemoryStore, Session, SessionStore, TokenRecord};
 use crate::util::time::{now_unix, Clock, ManualClock};
 use doubles::{Scripted, Unreachable};
 use expect::{answer, check, forward, limited, status, Expect};
@@ -42,6 +44,12 @@ enum Who {
     Token,
     ForgedToken,
     TokenOfEndedSession,
+    /// Scoped to account A1, GET, `/restapi/v2.1/accounts/*/envelopes`.
+    GetEnvelopesOfA1,
+    /// The same scope with HEAD as its only method.
+    HeadEnvelopesOfA1,
+    /// A token of the session, revoked.
+    RevokedToken,
 }
 
 /// What the account server and the clock do.
@@ -138,30 +146,75 @@ async fn gateway(world: World) -> (Gateway, Arc<Session>, Arc<ManualClock>) {
     (gw, session, clock)
 }
 
-fn request(gw: &Gateway, who: Who, session: &Session, path: &str) -> RequestHeader {
+/// A token of `sid` with `scope`, registered in the session's registry.
+async fn registered_token(gw: &Gateway, sid: &str, scope: Option<Scope>) -> (String, String) {
+    let now = gw.auth.clock.now_unix();
+    let grant = Grant {
+        scope,
+        ..Grant::default()
+    };
+    let minted = gw
+        .auth
+        .api_tokens
+        .mint_grant("user-1", sid, now, now + 600, &grant);
+    let c = &minted.claims;
+    let record = TokenRecord {
+        id: c.jti.clone().unwrap(),
+        name: None,
+        scope: c.scope.clone(),
+        issued_at: c.iat,
+        expires_at: c.exp,
+    };
+    // A store that does not answer registers nothing (its rows expect 503).
+    let _ = gw.auth.sessions.add_token(sid, record, 10).await;
+    (format!("Bearer {}", minted.token), c.jti.clone().unwrap())
+}
+
+fn envelopes_of_a1(method: &str) -> Scope {
+    Scope {
+        accounts: Some(vec!["a1".into()]),
+        methods: Some(vec![method.into()]),
+        paths: Some(vec!["/restapi/v2.1/accounts/*/envelopes".into()]),
+    }
+}
+
+async fn request(gw: &Gateway, who: Who, session: &Session, path: &str) -> RequestHeader {
     let mut req = RequestHeader::build("GET", path.as_bytes(), None).unwrap();
     let sealed = |id: &str| {
         let set = gw.auth.cookies.set_session(id, Duration::from_secs(600));
         set.split(';').next().unwrap().to_string()
     };
-    let token = |sid: &str| {
-        let (t, _) = gw
-            .auth
-            .api_tokens
-            .mint("user-1", sid, now_unix(), now_unix() + 600);
-        format!("Bearer {t}")
+    let bearer = match who {
+        Who::Token => Some(registered_token(gw, &session.id, None).await.0),
+        Who::TokenOfEndedSession => Some(registered_token(gw, "ended", None).await.0),
+        Who::GetEnvelopesOfA1 => {
+            let scope = Some(envelopes_of_a1("GET"));
+            Some(registered_token(gw, &session.id, scope).await.0)
+        }
+        Who::HeadEnvelopesOfA1 => {
+            let scope = Some(envelopes_of_a1("HEAD"));
+            Some(registered_token(gw, &session.id, scope).await.0)
+        }
+        Who::RevokedToken => {
+            let (token, id) = registered_token(gw, &session.id, None).await;
+            assert!(gw
+                .auth
+                .sessions
+                .revoke_token(&session.id, &id)
+                .await
+                .unwrap());
+            Some(token)
+        }
+        Who::ForgedToken => Some("Bearer eyJ.forged.x".to_string()),
+        Who::Nobody | Who::Browser | Who::Cookie => None,
     };
     match who {
-        Who::Nobody => {}
         Who::Browser => req.insert_header("Accept", "text/html").unwrap(),
         Who::Cookie => req.insert_header("Cookie", sealed(&session.id)).unwrap(),
-        Who::Token => req
-            .insert_header("Authorization", token(&session.id))
-            .unwrap(),
-        Who::ForgedToken => req
-            .insert_header("Authorization", "Bearer eyJ.forged.x")
-            .unwrap(),
-        Who::TokenOfEndedSession => req.insert_header("Authorization", token("ended")).unwrap(),
+        _ => {}
+    }
+    if let Some(bearer) = bearer {
+        req.insert_header("Authorization", bearer).unwrap();
     }
     req
 }
@@ -301,6 +354,36 @@ async fn the_request_decision_table() {
             expect: answer(403, "account_not_permitted"),
         },
         Case {
+            who: Who::GetEnvelopesOfA1,
+            world: Normal,
+            path: OWN,
+            expect: forward("127.0.0.2:443"),
+        },
+        Case {
+            who: Who::GetEnvelopesOfA1,
+            world: Normal,
+            path: "/restapi/v2.1/accounts/A2/envelopes",
+            expect: answer(403, "token_scope"),
+        },
+        Case {
+            who: Who::HeadEnvelopesOfA1,
+            world: Normal,
+            path: OWN,
+            expect: answer(403, "token_scope"),
+        },
+        Case {
+            who: Who::GetEnvelopesOfA1,
+            world: Normal,
+            path: OWN_LOWER,
+            expect: answer(403, "token_scope"),
+        },
+        Case {
+            who: Who::RevokedToken,
+            world: Normal,
+            path: OWN,
+            expect: answer(401, "login_required"),
+        },
+        Case {
             who: Who::Cookie,
             world: AccountRefused,
             path: OWN,
@@ -358,9 +441,9 @@ async fn the_request_decision_table() {
     ];
     for case in &cases {
         let (gw, session, _) = gateway(case.world).await;
-        let req = request(&gw, case.who, &session, case.path);
+        let req = request(&gw, case.who, &session, case.path).await;
         let route = router::route(req.uri.path(), &gw.auth.cfg.docusign.callback_path);
-        check(case, gw.decide(route, &req).await);
+        check(case, gw.decide(route, &req, &[]).await);
     }
 }
 
@@ -368,21 +451,27 @@ async fn the_request_decision_table() {
 async fn a_user_the_policy_now_refuses_loses_the_session() {
     let (gw, session, _) = gateway(World::UserRefused).await;
     assert!(gw.auth.sessions.get(&session.id).await.unwrap().is_some());
-    let req = request(&gw, Who::Token, &session, "/restapi/v2.1/accounts/A1");
-    assert!(matches!(gw.decide(Route::Api, &req).await, Decision::Answer(r) if r.status == 401));
+    let req = request(&gw, Who::Token, &session, "/restapi/v2.1/accounts/A1").await;
+    assert!(
+        matches!(gw.decide(Route::Api, &req, &[]).await, Decision::Answer(r) if r.status == 401)
+    );
     assert!(gw.auth.sessions.get(&session.id).await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn a_refused_refresh_ends_the_session_and_an_outage_keeps_it() {
     let (gw, session, _) = gateway(World::RefreshRefused).await;
-    let req = request(&gw, Who::Cookie, &session, "/restapi/v2.1/accounts/A1");
-    assert!(matches!(gw.decide(Route::Api, &req).await, Decision::Answer(r) if r.status == 401));
+    let req = request(&gw, Who::Cookie, &session, "/restapi/v2.1/accounts/A1").await;
+    assert!(
+        matches!(gw.decide(Route::Api, &req, &[]).await, Decision::Answer(r) if r.status == 401)
+    );
     assert!(gw.auth.sessions.get(&session.id).await.unwrap().is_none());
 
     let (gw, session, _) = gateway(World::TokenEndpointDown).await;
-    let req = request(&gw, Who::Cookie, &session, "/restapi/v2.1/accounts/A1");
-    assert!(matches!(gw.decide(Route::Api, &req).await, Decision::Answer(r) if r.status == 503));
+    let req = request(&gw, Who::Cookie, &session, "/restapi/v2.1/accounts/A1").await;
+    assert!(
+        matches!(gw.decide(Route::Api, &req, &[]).await, Decision::Answer(r) if r.status == 503)
+    );
     assert!(gw.auth.sessions.get(&session.id).await.unwrap().is_some());
 }
 
@@ -390,8 +479,8 @@ async fn a_refused_refresh_ends_the_session_and_an_outage_keeps_it() {
 async fn a_token_inside_the_refresh_window_is_refreshed_before_forwarding() {
     let (gw, session, clock) = gateway(World::Normal).await;
     clock.advance_secs(3_600 - 60);
-    let req = request(&gw, Who::Cookie, &session, "/restapi/v2.1/accounts/A1");
-    match gw.decide(Route::Api, &req).await {
+    let req = request(&gw, Who::Cookie, &session, "/restapi/v2.1/accounts/A1").await;
+    match gw.decide(Route::Api, &req, &[]).await {
         Decision::Forward(f) => {
             assert_eq!(f.session.tokens.expose_access_token(), "at-new");
             assert_eq!(f.session.tokens.generation, 1);
@@ -403,12 +492,14 @@ async fn a_token_inside_the_refresh_window_is_refreshed_before_forwarding() {
 #[tokio::test]
 async fn a_used_up_account_is_forwarded_again_from_its_reset_on() {
     let (gw, session, clock) = gateway(World::HourlyUsedUp).await;
-    let req = request(&gw, Who::Cookie, &session, "/restapi/v2.1/accounts/A1");
+    let req = request(&gw, Who::Cookie, &session, "/restapi/v2.1/accounts/A1").await;
     clock.advance_secs(299);
-    assert!(matches!(gw.decide(Route::Api, &req).await, Decision::Answer(r) if r.status == 429));
+    assert!(
+        matches!(gw.decide(Route::Api, &req, &[]).await, Decision::Answer(r) if r.status == 429)
+    );
     clock.advance_secs(1);
     assert!(matches!(
-        gw.decide(Route::Api, &req).await,
+        gw.decide(Route::Api, &req, &[]).await,
         Decision::Forward(_)
     ));
 }

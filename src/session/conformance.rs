@@ -7,9 +7,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use super::grants::{Added, TokenRecord};
 use super::model::test_support::session_at;
 use super::model::Session;
 use super::store::{SessionStore, TokenSwap};
+use crate::crypto::scope::Scope;
 use crate::docusign::TokenSet;
 use crate::util::secret::Secret;
 use crate::util::time::Clock;
@@ -101,6 +103,126 @@ where
     concurrent_swaps_have_one_winner(make(100).await).await;
     logout_ends_the_session(make(100).await).await;
     states_are_single_use(make(100).await).await;
+    token_registry(make(100).await).await;
+    expired_tokens_leave_the_registry(make(100).await).await;
+}
+
+fn record(id: &str, issued_at: u64, ttl: u64) -> TokenRecord {
+    TokenRecord {
+        id: id.into(),
+        name: Some(format!("name-{id}")),
+        scope: Some(Scope {
+            accounts: Some(vec!["a1".into()]),
+            methods: Some(vec!["GET".into()]),
+            paths: None,
+        }),
+        issued_at,
+        expires_at: issued_at + ttl,
+    }
+}
+
+/// A session's tokens: added, listed, bounded (never evicted), revoked one
+/// by one, and ended with the session.
+pub async fn token_registry(s: Subject) {
+    let now = s.clock.now_unix();
+    let a = s.store.insert(s.session(600)).await.expect("insert");
+    let b = s.store.insert(s.session(600)).await.expect("insert");
+    assert!(s.store.tokens(&a.id).await.expect("tokens").is_empty());
+    for id in ["t1", "t2", "t3"] {
+        let added = s.store.add_token(&a.id, record(id, now, 300), 3).await;
+        assert_eq!(added.expect("add"), Added::Added, "{id}");
+    }
+    let full = s.store.add_token(&a.id, record("t4", now, 300), 3).await;
+    assert_eq!(full.expect("add"), Added::Full, "bounded, nothing evicted");
+    let listed = s.store.tokens(&a.id).await.expect("tokens");
+    let ids: Vec<&str> = listed.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(listed.len(), 3);
+    for id in ["t1", "t2", "t3"] {
+        assert!(ids.contains(&id), "{id} listed: {ids:?}");
+    }
+    assert_eq!(
+        listed.iter().find(|t| t.id == "t2").expect("t2"),
+        &record("t2", now, 300),
+        "kept whole"
+    );
+    assert!(
+        s.store.tokens(&b.id).await.expect("tokens").is_empty(),
+        "per session"
+    );
+    assert!(s.store.revoke_token(&a.id, "t2").await.expect("revoke"));
+    assert!(
+        !s.store.revoke_token(&a.id, "t2").await.expect("revoke"),
+        "once"
+    );
+    assert!(
+        !s.store.revoke_token(&b.id, "t1").await.expect("revoke"),
+        "not b's"
+    );
+    assert!(!s.store.revoke_token(&a.id, "nope").await.expect("revoke"));
+    let ids: Vec<String> = s
+        .store
+        .tokens(&a.id)
+        .await
+        .expect("tokens")
+        .iter()
+        .map(|t| t.id.clone())
+        .collect();
+    assert!(
+        !ids.contains(&"t2".to_string()) && ids.len() == 2,
+        "{ids:?}"
+    );
+    let room = s.store.add_token(&a.id, record("t4", now, 300), 3).await;
+    assert_eq!(
+        room.expect("add"),
+        Added::Added,
+        "a revoked token frees its place"
+    );
+    let gone = s
+        .store
+        .add_token("no-such-session", record("x", now, 300), 3)
+        .await;
+    assert_eq!(gone.expect("add"), Added::NoSession);
+    assert!(s.store.remove(&a.id).await.expect("remove"));
+    assert!(
+        s.store.tokens(&a.id).await.expect("tokens").is_empty(),
+        "ended with it"
+    );
+    let after = s.store.add_token(&a.id, record("t5", now, 300), 3).await;
+    assert_eq!(after.expect("add"), Added::NoSession);
+}
+
+/// Expired tokens are not listed and do not count towards the bound.
+pub async fn expired_tokens_leave_the_registry(s: Subject) {
+    s.align().await;
+    let now = s.clock.now_unix();
+    let a = s.store.insert(s.session(600)).await.expect("insert");
+    let short = s.store.add_token(&a.id, record("short", now, 1), 1).await;
+    assert_eq!(short.expect("add"), Added::Added);
+    s.advance(2).await;
+    assert!(s
+        .store
+        .tokens(&a.id)
+        .await
+        .expect("tokens")
+        .iter()
+        .all(|t| !t.is_live(s.clock.now_unix())));
+    let next = s
+        .store
+        .add_token(&a.id, record("next", s.clock.now_unix(), 300), 1)
+        .await;
+    assert_eq!(
+        next.expect("add"),
+        Added::Added,
+        "the expired one made room"
+    );
+    let listed = s.store.tokens(&a.id).await.expect("tokens");
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|t| t.is_live(s.clock.now_unix()))
+            .count(),
+        1
+    );
 }
 
 pub async fn states_are_single_use(s: Subject) {

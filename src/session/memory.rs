@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
+use super::grants::{live, Added, TokenRecord};
 use super::model::Session;
 use super::store::{SessionStore, StoreError, TokenSwap};
 use crate::docusign::TokenSet;
@@ -27,7 +28,17 @@ pub struct MemoryStore {
     /// are dropped lazily; see [`UserIndex`]).
     users: Mutex<UserIndex>,
     max_per_user: usize,
+    /// Each session's registry of gateway tokens, until the session ends
+    /// (by session id; as many entries as sessions at most).
+    tokens: TtlMap<Arc<str>, Arc<Vec<TokenRecord>>>,
+    /// Serialises the read-modify-write of a registry.
+    token_writes: Mutex<()>,
     clock: Arc<dyn Clock>,
+}
+
+/// No tokens.
+fn no_tokens() -> Arc<Vec<TokenRecord>> {
+    Arc::new(Vec::new())
 }
 
 /// Which sessions each user has. Kept small: a user's list is pruned of
@@ -49,6 +60,8 @@ impl MemoryStore {
             used_states: TtlMap::new(max_sessions),
             users: Mutex::new(UserIndex::default()),
             max_per_user: max_per_user.max(1),
+            tokens: TtlMap::new(max_sessions),
+            token_writes: Mutex::new(()),
             clock,
         }
     }
@@ -131,7 +144,61 @@ impl SessionStore for MemoryStore {
     }
 
     async fn remove(&self, id: &str) -> Result<bool, StoreError> {
+        self.tokens.remove(id);
         Ok(self.sessions.remove(id).is_some())
+    }
+
+    async fn add_token(
+        &self,
+        id: &str,
+        record: TokenRecord,
+        max: usize,
+    ) -> Result<Added, StoreError> {
+        let _write = self.token_writes.lock().unwrap_or_else(|p| p.into_inner());
+        let now_ms = self.clock.now_millis();
+        let Some(session) = self.sessions.get(id, now_ms) else {
+            return Ok(Added::NoSession);
+        };
+        let current = self.tokens.get(id, now_ms).unwrap_or_else(no_tokens);
+        let mut next = live(&current, now_ms / 1000);
+        if next.len() >= max {
+            return Ok(Added::Full);
+        }
+        next.push(record);
+        let expires_ms = session.expires_at.saturating_mul(1000);
+        self.tokens
+            .insert(Arc::from(id), Arc::new(next), expires_ms, now_ms);
+        Ok(Added::Added)
+    }
+
+    async fn tokens(&self, id: &str) -> Result<Arc<Vec<TokenRecord>>, StoreError> {
+        let now_ms = self.clock.now_millis();
+        if self.sessions.get(id, now_ms).is_none() {
+            return Ok(no_tokens());
+        }
+        Ok(self.tokens.get(id, now_ms).unwrap_or_else(no_tokens))
+    }
+
+    async fn revoke_token(&self, id: &str, token_id: &str) -> Result<bool, StoreError> {
+        let _write = self.token_writes.lock().unwrap_or_else(|p| p.into_inner());
+        let now_ms = self.clock.now_millis();
+        let (Some(session), Some(current)) =
+            (self.sessions.get(id, now_ms), self.tokens.get(id, now_ms))
+        else {
+            return Ok(false);
+        };
+        let now = now_ms / 1000;
+        if !current.iter().any(|r| r.id == token_id && r.is_live(now)) {
+            return Ok(false);
+        }
+        let next: Vec<TokenRecord> = live(&current, now)
+            .into_iter()
+            .filter(|r| r.id != token_id)
+            .collect();
+        let expires_ms = session.expires_at.saturating_mul(1000);
+        self.tokens
+            .insert(Arc::from(id), Arc::new(next), expires_ms, now_ms);
+        Ok(true)
     }
 
     async fn swap_tokens(

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::grants::{Added, TokenRecord};
 use super::model::Session;
 use crate::docusign::TokenSet;
 
@@ -84,6 +85,24 @@ pub trait SessionStore: Send + Sync + 'static {
         expected_generation: u64,
         tokens: TokenSet,
     ) -> Result<TokenSwap, StoreError>;
+
+    /// Registers a gateway token of session `id`, unless the session has
+    /// ended or already holds `max` live tokens.
+    async fn add_token(
+        &self,
+        id: &str,
+        record: TokenRecord,
+        max: usize,
+    ) -> Result<Added, StoreError>;
+
+    /// The live tokens of session `id` (none when it has ended). On the
+    /// request path of every gateway token: a store with a cache answers
+    /// from it.
+    async fn tokens(&self, id: &str) -> Result<Arc<Vec<TokenRecord>>, StoreError>;
+
+    /// Revokes token `token_id` of session `id`: false when it was not
+    /// there. Every instance refuses it from then on.
+    async fn revoke_token(&self, id: &str, token_id: &str) -> Result<bool, StoreError>;
 
     /// How many sessions are stored (for metrics).
     async fn count(&self) -> Result<usize, StoreError>;

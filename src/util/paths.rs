@@ -6,6 +6,11 @@ pub const API_PREFIX: &str = "/restapi/";
 pub const LOGIN_PATH: &str = "/auth/login";
 pub const SESSION_PATH: &str = "/auth/session";
 pub const LOGOUT_PATH: &str = "/auth/logout";
+/// Methods the gateway forwards to DocuSign (the proxy's router refuses
+/// others; a token's scope may name only these).
+pub const FORWARDED_METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+/// Lists the session's gateway tokens; `TOKENS_PATH/{id}` revokes one.
+pub const TOKENS_PATH: &str = "/auth/tokens";
 pub const TOKEN_PATH: &str = "/auth/token";
 /// Where a service's DocuSign user is sent to consent to impersonation.
 pub const CONSENT_PATH: &str = "/auth/consent";

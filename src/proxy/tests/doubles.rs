@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use url::Url;
 
 use crate::docusign::{AccountServer, OAuthError, TokenSet, UserInfo};
-use crate::session::{Session, SessionStore, StoreError, TokenSwap};
+use crate::session::{Added, Session, SessionStore, StoreError, TokenRecord, TokenSwap};
 use crate::util::secret::Secret;
 use crate::util::time::now_unix;
 
@@ -60,6 +60,15 @@ impl SessionStore for Unreachable {
         Err(StoreError::Unavailable("down".into()))
     }
     async fn count(&self) -> Result<usize, StoreError> {
+        Err(StoreError::Unavailable("down".into()))
+    }
+    async fn add_token(&self, _: &str, _: TokenRecord, _: usize) -> Result<Added, StoreError> {
+        Err(StoreError::Unavailable("down".into()))
+    }
+    async fn tokens(&self, _: &str) -> Result<Arc<Vec<TokenRecord>>, StoreError> {
+        Err(StoreError::Unavailable("down".into()))
+    }
+    async fn revoke_token(&self, _: &str, _: &str) -> Result<bool, StoreError> {
         Err(StoreError::Unavailable("down".into()))
     }
     async fn claim_state(&self, _: &str, _: Duration) -> Result<bool, StoreError> {

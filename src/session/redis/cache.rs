@@ -17,11 +17,15 @@ use tokio::sync::mpsc::Receiver;
 
 use super::layout::tag_of;
 use super::pubsub::Invalidation;
+use crate::session::grants::TokenRecord;
 use crate::session::model::Session;
 use crate::util::ttl_map::TtlMap;
 
 pub(crate) struct Cache {
     map: TtlMap<String, Arc<Session>>,
+    /// Each cached session's token registry, under the same rules (and
+    /// dropped with it by every invalidation of its tag).
+    tokens: TtlMap<String, Arc<Vec<TokenRecord>>>,
     /// Moves on at every invalidation; guarded by `fill` for writers.
     epoch: AtomicU64,
     /// The subscription's link counter.
@@ -41,6 +45,7 @@ impl Cache {
     pub(crate) fn new(capacity: usize, link: Arc<AtomicU64>) -> Self {
         Cache {
             map: TtlMap::new(capacity),
+            tokens: TtlMap::new(capacity),
             epoch: AtomicU64::new(0),
             link,
             synced: AtomicU64::new(0),
@@ -80,6 +85,31 @@ impl Cache {
             .insert(tag_of(&session.id), session.clone(), expires_ms, now_ms);
     }
 
+    /// The cached token registry of session `id`, if trusted and held.
+    pub(crate) fn tokens(&self, id: &str, now_ms: u64) -> Option<Arc<Vec<TokenRecord>>> {
+        if !self.trusted() {
+            return None;
+        }
+        self.tokens.get(tag_of(id).as_str(), now_ms)
+    }
+
+    /// Stores the token registry a read found, under [`Cache::fill`]'s rules;
+    /// kept until `expires_ms` (the session's end) at most.
+    pub(crate) fn fill_tokens(
+        &self,
+        ticket: Ticket,
+        id: &str,
+        tokens: Arc<Vec<TokenRecord>>,
+        expires_ms: u64,
+        now_ms: u64,
+    ) {
+        let _guard = self.fill.read().unwrap_or_else(|p| p.into_inner());
+        if !self.trusted() || self.epoch.load(Ordering::SeqCst) != ticket.0 {
+            return;
+        }
+        self.tokens.insert(tag_of(id), tokens, expires_ms, now_ms);
+    }
+
     /// Drops session `id` (this instance changed or ended it).
     pub(crate) fn forget(&self, id: &str) {
         self.apply(Invalidation::Session(tag_of(id)));
@@ -92,9 +122,11 @@ impl Cache {
         match message {
             Invalidation::Session(tag) => {
                 self.map.remove(tag.as_str());
+                self.tokens.remove(tag.as_str());
             }
             Invalidation::Resync => {
                 self.map.clear();
+                self.tokens.clear();
                 self.synced
                     .store(self.link.load(Ordering::SeqCst), Ordering::SeqCst);
             }
@@ -166,5 +198,18 @@ mod tests {
         assert!(!cached(&cache, &a), "a read older than an invalidation");
         assert!(!cached(&cache, &b));
         assert_eq!(cache.len(), 0);
+        // A registry goes with its session's invalidation.
+        let t = cache.ticket();
+        cache.fill_tokens(t, &a.id, Arc::new(Vec::new()), u64::MAX, now);
+        assert!(cache.tokens(&a.id, now).is_some());
+        cache.apply(Invalidation::Session(tag_of(&a.id)));
+        assert!(cache.tokens(&a.id, now).is_none());
+        let stale = cache.ticket();
+        cache.forget(&a.id);
+        cache.fill_tokens(stale, &a.id, Arc::new(Vec::new()), u64::MAX, now);
+        assert!(
+            cache.tokens(&a.id, now).is_none(),
+            "a stale read does not fill"
+        );
     }
 }

@@ -27,6 +27,9 @@ pub struct SessionKeys {
     pub lease: String,
     /// A login in progress (sealed), with the login timeout as TTL.
     pub login: String,
+    /// HASH of the session's gateway tokens: field = token id, value =
+    /// `<expires_at>:<sealed record>`; lives as long as the record.
+    pub tokens: String,
 }
 
 /// Hex tag of a session id: the first 16 bytes of its SHA-256.
@@ -50,6 +53,7 @@ impl Layout {
             record: format!("{base}:s"),
             lease: format!("{base}:lk"),
             login: format!("{base}:login"),
+            tokens: format!("{base}:tk"),
             tag,
         }
     }
@@ -76,13 +80,14 @@ mod tests {
         assert_eq!(keys.tag.len(), 2 * TAG_BYTES);
         assert!(keys.tag.chars().all(|c| c.is_ascii_hexdigit()));
         let tagged = format!("dsgw:{{{}}}:", keys.tag);
-        for key in [&keys.record, &keys.lease, &keys.login] {
+        for key in [&keys.record, &keys.lease, &keys.login, &keys.tokens] {
             assert!(key.starts_with(&tagged), "{key}");
             assert!(!key.contains("session-id-123"));
         }
         assert_eq!(keys.record, format!("{tagged}s"));
         assert_eq!(keys.lease, format!("{tagged}lk"));
         assert_eq!(keys.login, format!("{tagged}login"));
+        assert_eq!(keys.tokens, format!("{tagged}tk"));
     }
 
     #[test]

@@ -33,6 +33,7 @@
 mod cache;
 mod codec;
 mod conn;
+mod grants;
 mod keeper;
 pub mod layout;
 mod lease;

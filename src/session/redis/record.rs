@@ -32,6 +32,7 @@ static DELETE: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
         local removed = redis.call('DEL', KEYS[1])
+        redis.call('DEL', KEYS[2])
         redis.call('PUBLISH', ARGV[1], ARGV[2])
         return removed
         ",
@@ -99,7 +100,12 @@ impl RedisBackend {
         let keys = self.layout.keys(id);
         let args = [arg(self.layout.channel()), arg(&keys.tag)];
         let removed: i64 = self
-            .eval("delete session", &DELETE, &[&keys.record], &args)
+            .eval(
+                "delete session",
+                &DELETE,
+                &[&keys.record, &keys.tokens],
+                &args,
+            )
             .await?;
         Ok(removed == 1)
     }

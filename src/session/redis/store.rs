@@ -36,6 +36,7 @@ use super::lease::CommitOutcome;
 use super::runtime::Background;
 use super::{BackendError, LeaseKeeper, RedisBackend, Sealer, Target};
 use crate::docusign::TokenSet;
+use crate::session::grants::{live, Added, TokenRecord};
 use crate::session::model::Session;
 use crate::session::store::{Lease, SessionStore, StoreError, TokenSwap};
 use crate::util::ids::{log_id, random_id};
@@ -295,6 +296,42 @@ impl SessionStore for RedisStore {
 
     /// Approximate: the number of keys in Redis (see
     /// [`RedisBackend::count_approx`]).
+    async fn add_token(
+        &self,
+        id: &str,
+        record: TokenRecord,
+        max: usize,
+    ) -> Result<Added, StoreError> {
+        let now = self.clock.now_unix();
+        let added = self.backend.add_token(id, &record, max, now).await;
+        self.cache.forget(id);
+        added.map_err(unavailable)
+    }
+
+    async fn tokens(&self, id: &str) -> Result<Arc<Vec<TokenRecord>>, StoreError> {
+        let now_ms = self.clock.now_millis();
+        if let Some(tokens) = self.cache.tokens(id, now_ms) {
+            return Ok(tokens);
+        }
+        // The session first: its end bounds how long the registry is cached.
+        let Some(session) = self.get(id).await? else {
+            return Ok(Arc::new(Vec::new()));
+        };
+        let ticket = self.cache.ticket();
+        let records = self.backend.tokens(id).await.map_err(unavailable)?;
+        let tokens = Arc::new(live(&records, now_ms / 1000));
+        let expires_ms = session.expires_at.saturating_mul(1000);
+        self.cache
+            .fill_tokens(ticket, id, tokens.clone(), expires_ms, now_ms);
+        Ok(tokens)
+    }
+
+    async fn revoke_token(&self, id: &str, token_id: &str) -> Result<bool, StoreError> {
+        let revoked = self.backend.revoke_token(id, token_id).await;
+        self.cache.forget(id);
+        revoked.map_err(unavailable)
+    }
+
     async fn count(&self) -> Result<usize, StoreError> {
         let n = self.backend.count_approx().await.map_err(unavailable)?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))

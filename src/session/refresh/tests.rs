@@ -314,6 +314,20 @@ impl SessionStore for LeasedElsewhere {
     async fn claim_state(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         self.inner.claim_state(key, ttl).await
     }
+    async fn add_token(
+        &self,
+        id: &str,
+        r: crate::session::TokenRecord,
+        max: usize,
+    ) -> Result<crate::session::Added, StoreError> {
+        self.inner.add_token(id, r, max).await
+    }
+    async fn tokens(&self, id: &str) -> Result<Arc<Vec<crate::session::TokenRecord>>, StoreError> {
+        self.inner.tokens(id).await
+    }
+    async fn revoke_token(&self, id: &str, token: &str) -> Result<bool, StoreError> {
+        self.inner.revoke_token(id, token).await
+    }
     async fn acquire_lease(
         &self,
         id: &str,
