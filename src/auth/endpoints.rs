@@ -71,18 +71,11 @@ pub fn token_view(claims: &Claims) -> serde_json::Value {
 /// cookie; `body` (JSON, optional) names it, shortens its life and narrows
 /// its scope (see `grant`).
 pub async fn mint_token(gw: &Auth, req: &RequestHeader, body: &[u8]) -> Reply {
-    if req.method != http::Method::POST {
-        return Reply::error(405, "method_not_allowed", "Use POST to mint a token.")
-            .header("Allow", "POST");
-    }
     // Only a browser session mints tokens: a token cannot mint its successor.
-    if gw.origins.is_cross_site(req) {
-        return cross_site();
-    }
-    let session = match gw.cookie_session(req).await {
-        Ok(Some(session)) => session,
-        Ok(None) => return gw.login_required_for(&Caller::Anonymous, false, SESSION_PATH),
-        Err(_) => return store_unavailable(),
+    let session = match cookie_write(gw, req, http::Method::POST, "Use POST to mint a token.").await
+    {
+        Ok(session) => session,
+        Err(reply) => return reply,
     };
     let now = gw.clock.now_unix();
     let grant = match grant::parse(body, &session, &gw.cfg.access, now) {
@@ -140,6 +133,29 @@ pub async fn mint_token(gw: &Auth, req: &RequestHeader, body: &[u8]) -> Reply {
     .no_store()
 }
 
+/// The preamble of a cookie-authenticated write: its one method, the
+/// same-origin rule, the cookie's session.
+async fn cookie_write(
+    gw: &Auth,
+    req: &RequestHeader,
+    method: http::Method,
+    use_it: &str,
+) -> Result<std::sync::Arc<crate::session::Session>, Reply> {
+    if req.method != method {
+        return Err(
+            Reply::error(405, "method_not_allowed", use_it).header("Allow", method.as_str())
+        );
+    }
+    if gw.origins.is_cross_site(req) {
+        return Err(cross_site());
+    }
+    match gw.cookie_session(req).await {
+        Ok(Some(session)) => Ok(session),
+        Ok(None) => Err(gw.login_required_for(&Caller::Anonymous, false, SESSION_PATH)),
+        Err(_) => Err(store_unavailable()),
+    }
+}
+
 /// What the registry keeps of a token: never its value.
 fn record_of(claims: &Claims) -> TokenRecord {
     TokenRecord {
@@ -187,17 +203,16 @@ pub async fn list_tokens(gw: &Auth, req: &RequestHeader) -> Reply {
 /// `DELETE /auth/tokens/{id}`: revokes one token of the cookie's session;
 /// the session and its other tokens go on.
 pub async fn revoke_token(gw: &Auth, req: &RequestHeader, token_id: &str) -> Reply {
-    if req.method != http::Method::DELETE {
-        return Reply::error(405, "method_not_allowed", "Use DELETE to revoke a token.")
-            .header("Allow", "DELETE");
-    }
-    if gw.origins.is_cross_site(req) {
-        return cross_site();
-    }
-    let session = match gw.cookie_session(req).await {
-        Ok(Some(session)) => session,
-        Ok(None) => return gw.login_required_for(&Caller::Anonymous, false, SESSION_PATH),
-        Err(_) => return store_unavailable(),
+    let session = match cookie_write(
+        gw,
+        req,
+        http::Method::DELETE,
+        "Use DELETE to revoke a token.",
+    )
+    .await
+    {
+        Ok(session) => session,
+        Err(reply) => return reply,
     };
     let well_formed =
         (1..=64).contains(&token_id.len()) && token_id.bytes().all(|b| b.is_ascii_hexdigit());
