@@ -8,8 +8,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use docusign_gateway::auth::return_to;
-use docusign_gateway::config::Config;
 use docusign_gateway::config::LogFormat;
+use docusign_gateway::config::{Api, ApiSet, Config};
 use docusign_gateway::crypto::api_token::{ApiTokens, VERIFIED_TOKENS_CACHED};
 use docusign_gateway::crypto::cookies::{CookieCodec, OPENED_SESSION_COOKIES};
 use docusign_gateway::ops::access_log::{self, AccessLine};
@@ -95,8 +95,12 @@ fn main() {
         black_box(tokens.verify(black_box(&jwt)));
     });
     measure("route + path grammar", bench, || {
-        black_box(router::route(black_box(path), "/auth/docusign/callback"));
-        black_box(router::parse_api_path(black_box(path)).ok());
+        black_box(router::route(
+            black_box(path),
+            "/auth/docusign/callback",
+            ApiSet::default(),
+        ));
+        black_box(router::parse_api_path(Api::Esignature, black_box(path)).ok());
     });
     measure("return_to: sanitize", bench, || {
         black_box(return_to::sanitize(Some(black_box(

@@ -110,6 +110,12 @@ enum Command {
         /// Address of a REST host; repeat for several.
         #[arg(long = "rest-host", default_values = ["127.0.0.2:9001", "127.0.0.3:9002"])]
         rest_hosts: Vec<SocketAddr>,
+        /// Address of the Admin API host (/management/...).
+        #[arg(long, default_value = "127.0.0.4:9003")]
+        admin_host: SocketAddr,
+        /// Address of the api.docusign.com host (/v1/...).
+        #[arg(long, default_value = "127.0.0.5:9004")]
+        platform_host: SocketAddr,
         #[arg(long, default_value = "demo-integration-key")]
         client_id: String,
         #[arg(
@@ -168,6 +174,8 @@ fn main() -> ExitCode {
         Command::FakeDocusign {
             listen,
             rest_hosts,
+            admin_host,
+            platform_host,
             client_id,
             client_secret,
             redirect_uris,
@@ -177,6 +185,8 @@ fn main() -> ExitCode {
             let mut cfg = FakeConfig::demo_defaults();
             cfg.account_server = listen;
             cfg.rest_hosts = rest_hosts;
+            cfg.admin_host = admin_host;
+            cfg.platform_host = platform_host;
             cfg.client_id = client_id;
             cfg.client_secret = client_secret;
             cfg.redirect_uris = redirect_uris;
@@ -302,6 +312,9 @@ fn check(path: &Path) -> Result<(), String> {
     println!("# OAuth server: {}", cfg.docusign.auth_server);
     println!("# redirect URI to register: {}", cfg.redirect_uri());
     println!("# {}", cfg.access.describe());
+    for line in cfg.docusign.apis.describe() {
+        println!("# {line}");
+    }
     for svc in &cfg.services {
         println!(
             "# service {}: RSA private key loaded, user {}, consent URL {}",
@@ -423,6 +436,11 @@ fn run_fake(cfg: FakeConfig) -> Result<(), String> {
         for i in 0..fake.config().rest_hosts.len() {
             println!("fake DocuSign REST host {i}: {}", fake.rest_host_url(i));
         }
+        println!("fake DocuSign Admin API: {}", fake.admin_api_url());
+        println!(
+            "fake DocuSign api.docusign.com: {}",
+            fake.platform_api_url()
+        );
         tokio::signal::ctrl_c().await.map_err(|e| e.to_string())
     })
 }

@@ -15,6 +15,7 @@ pub(super) struct RawAccess {
     pub(super) allowed_accounts: Vec<String>,
     pub(super) allowed_users: Vec<String>,
     pub(super) allowed_email_domains: Vec<String>,
+    pub(super) allowed_organizations: Vec<String>,
 }
 
 /// Most entries of one list (a policy is read on every forward).
@@ -31,6 +32,8 @@ pub struct AccessConfig {
     /// E-mail domains that may log in: `example.com` exactly, or
     /// `*.example.com` for its subdomains (not the domain itself).
     pub allowed_email_domains: Vec<DomainPattern>,
+    /// Organization ids (Admin and platform APIs) a call may name; empty: any.
+    pub allowed_organizations: Vec<String>,
 }
 
 /// One entry of `allowed_email_domains`.
@@ -90,7 +93,9 @@ pub fn email_domain(email: &str) -> String {
 impl AccessConfig {
     /// Whether any list restricts anything.
     pub fn is_open(&self) -> bool {
-        self.allowed_accounts.is_empty() && !self.restricts_users()
+        self.allowed_accounts.is_empty()
+            && self.allowed_organizations.is_empty()
+            && !self.restricts_users()
     }
 
     fn restricts_users(&self) -> bool {
@@ -127,6 +132,16 @@ impl AccessConfig {
                 .any(|a| a.eq_ignore_ascii_case(id))
     }
 
+    /// Whether a call may name organization `id` (`/management/.../organizations/{id}`,
+    /// `/v1/organizations/{id}`).
+    pub fn organization_allowed(&self, id: &str) -> bool {
+        self.allowed_organizations.is_empty()
+            || self
+                .allowed_organizations
+                .iter()
+                .any(|o| o.eq_ignore_ascii_case(id))
+    }
+
     /// The policy as `check` prints it.
     pub fn describe(&self) -> String {
         let list = |v: Vec<String>| match v.is_empty() {
@@ -144,8 +159,9 @@ impl AccessConfig {
             "any user".to_string()
         };
         format!(
-            "access policy: {users}; accounts {}",
-            list(self.allowed_accounts.clone())
+            "access policy: {users}; accounts {}; organizations {}",
+            list(self.allowed_accounts.clone()),
+            list(self.allowed_organizations.clone())
         )
     }
 }
@@ -174,6 +190,21 @@ pub(super) fn validate(raw: RawAccess) -> Result<AccessConfig, ConfigError> {
             ));
         }
         accounts.push(a);
+    }
+    sized(
+        "access.allowed_organizations",
+        raw.allowed_organizations.len(),
+    )?;
+    let mut organizations = Vec::new();
+    for o in raw.allowed_organizations {
+        let o = o.trim().to_ascii_lowercase();
+        if !valid_account_id(&o) {
+            return Err(ConfigError::new(
+                "access.allowed_organizations",
+                "expected DocuSign organization ids (GUIDs: letters, digits and '-')",
+            ));
+        }
+        organizations.push(o);
     }
     let mut users = Vec::new();
     for u in raw.allowed_users {
@@ -208,6 +239,7 @@ pub(super) fn validate(raw: RawAccess) -> Result<AccessConfig, ConfigError> {
         allowed_accounts: accounts,
         allowed_users: users,
         allowed_email_domains: domains,
+        allowed_organizations: organizations,
     })
 }
 
@@ -266,8 +298,32 @@ mod tests {
             allowed_accounts: v(accounts),
             allowed_users: v(users),
             allowed_email_domains: v(domains),
+            allowed_organizations: Vec::new(),
         })
         .unwrap()
+    }
+
+    #[test]
+    fn organizations_compare_case_insensitively() {
+        let p = validate(RawAccess {
+            allowed_organizations: vec![" ORG-1 ".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(p.organization_allowed("org-1"));
+        assert!(!p.organization_allowed("org-2"));
+        assert!(policy(&[], &[], &[]).organization_allowed("any"));
+        assert!(
+            p.describe().contains("organizations org-1"),
+            "{}",
+            p.describe()
+        );
+        let e = validate(RawAccess {
+            allowed_organizations: vec!["a b".into()],
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.key, "access.allowed_organizations");
     }
 
     #[test]
@@ -347,7 +403,7 @@ mod tests {
         assert!(text.contains("e-mail domains example.com"), "{text}");
         assert_eq!(
             policy(&[], &[], &[]).describe(),
-            "access policy: any user; accounts any"
+            "access policy: any user; accounts any; organizations any"
         );
     }
 }

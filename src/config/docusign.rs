@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::apis::{self, Apis, RawApis};
 use super::error::{ConfigError, Origins};
 use super::hosts::HostPattern;
 use super::range;
@@ -51,6 +52,8 @@ pub struct DocusignConfig {
     /// Refresh grants this instance runs at once, at most; more wait (up to
     /// the refresh wait limit) for a turn.
     pub max_refreshes_in_flight: usize,
+    /// Which APIs are routed, and the fixed hosts of Admin and platform.
+    pub apis: Apis,
 }
 
 /// Validates `[docusign]`; `public_url` is the validated `server.public_url`.
@@ -79,7 +82,18 @@ pub(super) fn validate(
         ));
     }
     let redirect_uri = redirect_uri(&raw.callback_path, public_url, origins)?;
+    let apis = apis::validate(
+        RawApis {
+            names: &raw.apis,
+            admin_api_url: raw.admin_api_url.as_deref(),
+            platform_api_url: raw.platform_api_url.as_deref(),
+            environment: raw.environment,
+            allow_plain_http: raw.allow_plain_http,
+        },
+        origins,
+    )?;
     Ok(DocusignConfig {
+        apis,
         environment: raw.environment,
         auth_server,
         allowed_api_hosts: allowed_api_hosts(&raw.allowed_api_hosts, origins)?,
@@ -109,26 +123,41 @@ pub(super) fn validate(
 
 /// `auth_server` when set, else the environment's account server.
 fn auth_server(raw: &RawDocusign, origins: &Origins) -> Result<Url, ConfigError> {
-    const KEY: &str = "docusign.auth_server";
     let text = raw
         .auth_server
         .as_deref()
         .unwrap_or(raw.environment.auth_server());
-    let url = parse_url(KEY, text, origins)?;
+    service_url("docusign.auth_server", text, raw.allow_plain_http, origins)
+}
+
+/// A DocuSign host the operator configures (`auth_server`,
+/// `admin_api_url`, `platform_api_url`): https, or http with
+/// `allow_plain_http`; no credentials, query or fragment.
+pub(super) fn service_url(
+    key: &str,
+    text: &str,
+    allow_plain_http: bool,
+    origins: &Origins,
+) -> Result<Url, ConfigError> {
+    let url = parse_url(key, text, origins)?;
     match url.scheme() {
         "https" => {}
-        "http" if raw.allow_plain_http => {}
+        "http" if allow_plain_http => {}
         "http" => {
             return Err(ConfigError::new(
-                KEY,
+                key,
                 "http:// is only allowed with docusign.allow_plain_http = true (local fakes)",
             ))
         }
-        _ => return Err(ConfigError::new(KEY, "expected an https:// URL")),
+        _ => return Err(ConfigError::new(key, "expected an https:// URL")),
     }
-    if url.query().is_some() || !url.username().is_empty() {
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return Err(ConfigError::new(
-            KEY,
+            key,
             "expected a plain base URL without credentials or query",
         ));
     }
@@ -143,13 +172,13 @@ fn redirect_uri(
     const KEY: &str = "docusign.callback_path";
     if !callback_path.starts_with('/')
         || callback_path.starts_with("//")
-        || callback_path.starts_with("/restapi/")
+        || super::apis::Api::of_path(callback_path).is_some()
         || callback_path.contains(['?', '#', ' '])
         || crate::util::paths::is_reserved_path(callback_path)
     {
         return Err(ConfigError::new(
             KEY,
-            "expected an absolute path such as \"/auth/docusign/callback\" that is not under /restapi/ and not another gateway endpoint",
+            "expected an absolute path such as \"/auth/docusign/callback\" that is not under an API's prefix (/restapi/, /clickapi/, /management/, /v1/accounts/, /v1/organizations/) and not another gateway endpoint",
         ));
     }
     let base = public_url.as_str().trim_end_matches('/');

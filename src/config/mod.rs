@@ -13,6 +13,7 @@
 //! - `error`: [`ConfigError`] and when it may quote a value.
 
 mod access;
+mod apis;
 mod docusign;
 mod env;
 mod error;
@@ -29,6 +30,7 @@ mod urls;
 pub mod warnings;
 
 pub use access::{email_domain, AccessConfig, DomainPattern, Refusal as AccessRefusal};
+pub use apis::{Api, ApiSet, Apis};
 pub use docusign::{DocusignConfig, Environment};
 pub use error::{ConfigError, SECRET_KEYS};
 pub use hosts::HostPattern;

@@ -91,6 +91,9 @@ pub(super) struct RawDocusign {
     pub(super) request_timeout_secs: u64,
     pub(super) refresh_token_ttl_secs: u64,
     pub(super) max_refreshes_in_flight: u64,
+    pub(super) apis: Vec<String>,
+    pub(super) admin_api_url: Option<String>,
+    pub(super) platform_api_url: Option<String>,
 }
 
 impl Default for RawDocusign {
@@ -107,6 +110,9 @@ impl Default for RawDocusign {
             request_timeout_secs: 10,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             max_refreshes_in_flight: 32,
+            apis: vec!["esignature".into()],
+            admin_api_url: None,
+            platform_api_url: None,
         }
     }
 }
@@ -288,6 +294,8 @@ impl RawConfig {
         for unset in [
             "server.metrics_listen",
             "docusign.auth_server",
+            "docusign.admin_api_url",
+            "docusign.platform_api_url",
             "server.tls_cert_file",
             "server.tls_key_file",
             "redis.url",

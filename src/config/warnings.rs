@@ -82,6 +82,28 @@ pub fn warnings(
             }
         }
     }
+    for api in cfg.docusign.apis.without_scopes(&cfg.docusign.scopes) {
+        out.push(warning(
+            "docusign.scopes",
+            format!(
+                "holds none of the {} API's scopes ({}): DocuSign refuses its calls",
+                api.as_str(),
+                api.scopes().join(", ")
+            ),
+        ));
+    }
+    for svc in &cfg.services {
+        for api in cfg.docusign.apis.without_scopes(&svc.scopes) {
+            out.push(warning(
+                &format!("service.{}.scopes", svc.name),
+                format!(
+                    "hold none of the {} API's scopes ({}): DocuSign refuses the service's calls to it",
+                    api.as_str(),
+                    api.scopes().join(", ")
+                ),
+            ));
+        }
+    }
     let window = cfg.session.refresh_before_expiry.as_secs();
     if window >= ACCESS_TOKEN_LIFETIME_SECS {
         out.push(warning(

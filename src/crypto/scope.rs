@@ -48,9 +48,10 @@ impl Scope {
 
     /// Whether a call with `method` to `path` (no query) on `account` (the
     /// account the call goes to, named or default) is inside the scope.
-    pub fn check(&self, account: &str, method: &str, path: &str) -> Result<(), Outside> {
+    pub fn check(&self, account: Option<&str>, method: &str, path: &str) -> Result<(), Outside> {
         if let Some(accounts) = &self.accounts {
-            if !accounts.iter().any(|a| a.eq_ignore_ascii_case(account)) {
+            let listed = |account: &str| accounts.iter().any(|a| a.eq_ignore_ascii_case(account));
+            if !account.is_some_and(listed) {
                 return Err(Outside::Account);
             }
         }
@@ -175,14 +176,18 @@ mod tests {
             paths: Some(vec![ENVELOPES.into()]),
         };
         let ok = "/restapi/v2.1/accounts/A1/envelopes/e";
-        assert_eq!(s.check("A1", "GET", ok), Ok(()));
-        assert_eq!(s.check("a2", "GET", ok), Err(Outside::Account));
-        assert_eq!(s.check("a1", "POST", ok), Err(Outside::Method));
+        assert_eq!(s.check(Some("A1"), "GET", ok), Ok(()));
+        assert_eq!(s.check(Some("a2"), "GET", ok), Err(Outside::Account));
+        assert_eq!(s.check(Some("a1"), "POST", ok), Err(Outside::Method));
         assert_eq!(
-            s.check("a1", "GET", "/restapi/v2.1/accounts/a1/users"),
+            s.check(Some("a1"), "GET", "/restapi/v2.1/accounts/a1/users"),
             Err(Outside::Path)
         );
         assert!(Scope::default().is_whole());
-        assert_eq!(Scope::default().check("x", "DELETE", "/x"), Ok(()));
+        assert_eq!(Scope::default().check(Some("x"), "DELETE", "/x"), Ok(()));
+        // An organization's call names no account: outside an account list.
+        let org = "/management/v2/organizations";
+        assert_eq!(s.check(None, "GET", org), Err(Outside::Account));
+        assert_eq!(Scope::default().check(None, "GET", org), Ok(()));
     }
 }

@@ -80,6 +80,47 @@ pub fn deserialize_shared<'de, D: Deserializer<'de>>(
     Ok(Result::<ApiHost, HostRefused>::deserialize(d)?.map(shared))
 }
 
+impl ApiHost {
+    /// The host of an API the operator configured (`admin_api_url`,
+    /// `platform_api_url`, validated at start): admitted as configured, not
+    /// by `allowed_api_hosts`. `route_prefix` is the gateway's own prefix
+    /// for that API when the URL ends in it (`/management`): the path is
+    /// forwarded unchanged under what comes before.
+    pub fn configured(url: &Url, route_prefix: Option<&str>) -> ApiHost {
+        let host = match url.host() {
+            Some(Host::Domain(d)) => d.to_ascii_lowercase(),
+            Some(Host::Ipv4(a)) => a.to_string(),
+            Some(Host::Ipv6(a)) => a.to_string(),
+            None => String::new(),
+        };
+        let tls = url.scheme() == "https";
+        let host_for_header = match url.host() {
+            Some(Host::Ipv6(_)) => format!("[{host}]"),
+            _ => host.clone(),
+        };
+        let authority = match url.port() {
+            Some(p) => format!("{host_for_header}:{p}"),
+            None => host_for_header,
+        };
+        let mut path = url.path().trim_end_matches('/');
+        if let Some(prefix) = route_prefix {
+            let cut = path.len().saturating_sub(prefix.len());
+            if path.is_char_boundary(cut) && path[cut..].eq_ignore_ascii_case(prefix) {
+                path = &path[..cut];
+            }
+        }
+        ApiHost {
+            tls,
+            port: url
+                .port_or_known_default()
+                .unwrap_or(if tls { 443 } else { 80 }),
+            host,
+            authority,
+            path_prefix: path.to_string(),
+        }
+    }
+}
+
 impl HostPolicy {
     /// Checks a `base_uri`; the error says why no token may go there.
     pub fn check(&self, base_uri: &str) -> Result<ApiHost, HostRefused> {
@@ -257,6 +298,39 @@ mod tests {
         ] {
             assert!(HostPattern::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn configured_hosts_keep_the_path_before_the_routes_prefix() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        let admin = ApiHost::configured(
+            &url("https://api-d.docusign.net/management"),
+            Some("/management"),
+        );
+        assert_eq!(
+            (
+                admin.tls,
+                admin.host.as_str(),
+                admin.port,
+                admin.authority.as_str()
+            ),
+            (true, "api-d.docusign.net", 443, "api-d.docusign.net")
+        );
+        assert_eq!(admin.path_prefix, "");
+        let egress = ApiHost::configured(
+            &url("http://127.0.0.4:9001/egress/Management/"),
+            Some("/management"),
+        );
+        assert_eq!(egress.path_prefix, "/egress");
+        assert_eq!(egress.authority, "127.0.0.4:9001");
+        assert!(!egress.tls);
+        let bare = ApiHost::configured(&url("http://127.0.0.4:9001"), Some("/management"));
+        assert_eq!(bare.path_prefix, "");
+        let platform = ApiHost::configured(&url("https://api-d.docusign.com/"), None);
+        assert_eq!(
+            (platform.host.as_str(), platform.path_prefix.as_str()),
+            ("api-d.docusign.com", "")
+        );
     }
 
     #[test]

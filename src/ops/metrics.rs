@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::sync::LazyLock;
 use std::thread::LocalKey;
 
+use crate::config::Api;
 use pingora_prometheus::prometheus::core::{Collector, Desc};
 use pingora_prometheus::prometheus::proto::MetricFamily;
 use pingora_prometheus::prometheus::{
@@ -25,6 +26,8 @@ thread_local! {
     static REQUEST_SERIES: KeptSeries<(RequestClass, &'static str), IntCounter> =
         const { RefCell::new(Vec::new()) };
     static UPSTREAM_SERIES: KeptSeries<Box<str>, Histogram> =
+        const { RefCell::new(Vec::new()) };
+    static FORWARDED_SERIES: KeptSeries<(Api, &'static str), IntCounter> =
         const { RefCell::new(Vec::new()) };
 }
 
@@ -130,9 +133,19 @@ label!(
     }
 );
 
+/// `api` of `dsgw_forwarded_requests_total`: the API of `docusign.apis`.
+impl Label for Api {
+    const ALL: &'static [Self] = &Api::ALL;
+    fn as_str(self) -> &'static str {
+        Api::as_str(self)
+    }
+}
+
 pub struct Metrics {
     /// `class`: proxied, auth, rejected, health; `status`: the HTTP status.
     pub requests: IntCounterVec,
+    /// `api`, `status`: requests forwarded to DocuSign (`class` proxied).
+    pub forwarded: IntCounterVec,
     /// Time to DocuSign's response headers, per REST host.
     pub upstream_seconds: HistogramVec,
     pub logins_started: IntCounter,
@@ -166,6 +179,14 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
                 "Requests answered, by class and status",
             ),
             &["class", "status"],
+        )
+        .expect("metric"),
+        forwarded: IntCounterVec::new(
+            Opts::new(
+                "dsgw_forwarded_requests_total",
+                "Requests forwarded to DocuSign, by API and status",
+            ),
+            &["api", "status"],
         )
         .expect("metric"),
         upstream_seconds: HistogramVec::new(
@@ -240,6 +261,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     };
     let collectors: Vec<Box<dyn Collector>> = vec![
         Box::new(m.requests.clone()),
+        Box::new(m.forwarded.clone()),
         Box::new(m.upstream_seconds.clone()),
         Box::new(m.logins_started.clone()),
         Box::new(m.logins_completed.clone()),
@@ -278,6 +300,20 @@ impl Metrics {
             || {
                 let counter = self.requests.with_label_values(&[class.as_str(), status]);
                 ((class, status), counter)
+            },
+            IntCounter::inc,
+        );
+    }
+
+    /// Counts a forwarded request by its API. Its series is looked up once
+    /// per thread.
+    pub fn forwarded(&self, api: Api, status: &'static str) {
+        with_kept_series(
+            &FORWARDED_SERIES,
+            |&(a, s)| a == api && s == status,
+            || {
+                let counter = self.forwarded.with_label_values(&[api.as_str(), status]);
+                ((api, status), counter)
             },
             IntCounter::inc,
         );
@@ -464,6 +500,7 @@ mod tests {
     #[test]
     fn readme_lists_every_label_value() {
         documented::<RequestClass>("dsgw_requests_total");
+        documented::<Api>("dsgw_forwarded_requests_total");
         documented::<LoginFailure>("dsgw_logins_failed_total");
         documented::<RefreshOutcome>("dsgw_token_refreshes_total");
         documented::<MintOutcome>("dsgw_service_token_mints_total");

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::router::Route;
+use crate::config::Api;
 use crate::docusign::api_host::ApiHost;
 use crate::session::Session;
 use crate::web::reply::Reply;
@@ -38,8 +39,11 @@ pub struct Forwarding {
     /// the refreshed one.
     pub session: Arc<Session>,
     pub upstream: Upstream,
-    /// The account the call is for (as the session names it).
-    pub account_id: String,
+    /// The API the path belongs to.
+    pub api: Api,
+    /// The account the call is for (as the session names it); none for an
+    /// organization's call (Admin, platform).
+    pub account_id: Option<String>,
     /// The client is a browser (decides between redirect and 401).
     pub browser: bool,
 }

@@ -12,7 +12,7 @@ use super::ctx::{Forwarding, Upstream};
 use super::router::{self, Route};
 use super::Gateway;
 use crate::auth::{self, policy, store_unavailable, Caller};
-use crate::config::AccessConfig;
+use crate::config::{AccessConfig, Api};
 use crate::crypto::api_token::is_service;
 use crate::crypto::scope::{Outside, Scope};
 use crate::ops::audit::{self, Event};
@@ -33,7 +33,7 @@ pub enum Decision {
 }
 
 impl Gateway {
-    /// Step 1: the endpoints answered here; step 2-4 for `/restapi/...`.
+    /// Step 1: the endpoints answered here; step 2-4 for an API's path.
     /// `body` is the request's body where the route takes one that the
     /// gateway reads itself (`POST /auth/token`), else empty.
     pub async fn decide(&self, route: Route, req: &RequestHeader, body: &[u8]) -> Decision {
@@ -59,9 +59,9 @@ impl Gateway {
             Route::NotFound => Reply::error(
                 404,
                 "not_found",
-                "The gateway serves /restapi/... and /auth/...",
+                "The gateway serves /auth/... and the paths of the DocuSign APIs it is configured for (docusign.apis).",
             ),
-            Route::Api => match self.prepare_forward(req).await {
+            Route::Api(api) => match self.prepare_forward(api, req).await {
                 Ok(forwarding) => return Decision::Forward(forwarding),
                 Err(reply) => reply,
             },
@@ -88,8 +88,9 @@ impl Gateway {
         }
     }
 
-    /// Steps 2 to 4: the session, the account, its host, a usable token.
-    async fn prepare_forward(&self, req: &RequestHeader) -> Result<Forwarding, Reply> {
+    /// Steps 2 to 4: the session, the account or organization, the host, a
+    /// usable token.
+    async fn prepare_forward(&self, api: Api, req: &RequestHeader) -> Result<Forwarding, Reply> {
         let path = req.uri.path();
         let original = req.uri.path_and_query().map_or(path, |pq| pq.as_str());
         router::check_method(&req.method)?;
@@ -111,13 +112,38 @@ impl Gateway {
         {
             return Err(self.end_refused_session(&session, browser, original).await);
         }
-        let api_path = router::parse_api_path(path).map_err(router::PathError::reply)?;
-        let account = account_of(&self.auth.cfg.access, &session, api_path.account)?;
-        if let Some(scope) = token.as_ref().and_then(|c| c.scope.as_ref()) {
-            within_scope(scope, &account.account_id, req.method.as_str(), path)?;
+        let api_path = router::parse_api_path(api, path).map_err(router::PathError::reply)?;
+        let access = &self.auth.cfg.access;
+        if let Some(org) = api_path.organization {
+            within_organizations(access, org)?;
         }
-        self.within_account_limits(account)?;
-        let upstream = self.upstream_for(account).await?;
+        // eSignature and Click live on the account's REST host (an
+        // account-less path means the default account); a platform path may
+        // name an account, checked the same way; Admin names none.
+        let account = match api {
+            Api::Esignature | Api::Click => Some(account_of(access, &session, api_path.account)?),
+            Api::Platform => match api_path.account {
+                Some(id) => Some(account_of(access, &session, Some(id))?),
+                None => None,
+            },
+            Api::Admin => None,
+        };
+        if let Some(scope) = token.as_ref().and_then(|c| c.scope.as_ref()) {
+            let account = account.map(|a| a.account_id.as_str());
+            within_scope(scope, account, req.method.as_str(), path)?;
+        }
+        // The local rate-limit accounting is the eSignature API's.
+        let esignature = match api {
+            Api::Esignature => account,
+            _ => None,
+        };
+        if let Some(account) = esignature {
+            self.within_account_limits(account)?;
+        }
+        let upstream = match (api, account) {
+            (Api::Esignature | Api::Click, Some(account)) => self.upstream_for(account).await?,
+            _ => self.fixed_upstream(api).await?,
+        };
         // A service's session comes fresh from `Auth::caller` (service mode).
         let fresh = if is_service(&session.id) {
             session.clone()
@@ -127,11 +153,14 @@ impl Gateway {
                 other => return Err(self.not_fresh(other, browser, original)),
             }
         };
-        self.within_session_limit(&fresh, account).await?;
+        if let Some(account) = esignature {
+            self.within_session_limit(&fresh, account).await?;
+        }
         Ok(Forwarding {
             session: fresh,
             upstream,
-            account_id: account.account_id.clone(),
+            api,
+            account_id: account.map(|a| a.account_id.clone()),
             browser,
         })
     }
@@ -176,6 +205,24 @@ impl Gateway {
         Ok(Upstream { addr, host })
     }
 
+    /// Where an Admin or platform call goes: the configured host of that
+    /// API (`admin_api_url`, `platform_api_url`), admitted as configured.
+    async fn fixed_upstream(&self, api: Api) -> Result<Upstream, Reply> {
+        let host = match api {
+            Api::Admin => self.fixed_hosts.admin.clone(),
+            _ => self.fixed_hosts.platform.clone(),
+        };
+        let addr = self
+            .resolver
+            .resolve(&host.host, host.port)
+            .await
+            .map_err(|reason| {
+                warn!(host = %host.host, %reason, "API host unreachable");
+                Reply::error(502, "upstream_unreachable", &reason.to_string())
+            })?;
+        Ok(Upstream { addr, host })
+    }
+
     /// The answer when the session has no usable token.
     pub(super) fn not_fresh(&self, outcome: Freshness, browser: bool, original: &str) -> Reply {
         match outcome {
@@ -191,8 +238,28 @@ impl Gateway {
     }
 }
 
+/// Step 3: an organization the path names must be one `[access]
+/// allowed_organizations` admits.
+fn within_organizations(access: &AccessConfig, organization: &str) -> Result<(), Reply> {
+    if access.organization_allowed(organization) {
+        return Ok(());
+    }
+    Err(Reply::error(
+        403,
+        "organization_not_permitted",
+        "This gateway does not permit calls to this organization.",
+    ))
+}
+
 /// Step 3 for a scoped gateway token: the call must be inside its scope.
-fn within_scope(scope: &Scope, account: &str, method: &str, path: &str) -> Result<(), Reply> {
+/// A call naming no account (an organization's) is outside a scope that
+/// lists accounts.
+fn within_scope(
+    scope: &Scope,
+    account: Option<&str>,
+    method: &str,
+    path: &str,
+) -> Result<(), Reply> {
     scope.check(account, method, path).map_err(|outside| {
         let message = match outside {
             Outside::Account => "This gateway token's scope does not include this account.",

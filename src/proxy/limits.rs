@@ -58,10 +58,13 @@ impl Gateway {
     /// Step 5: what an answer says about its account's limits (the headers
     /// pass through untouched).
     pub(super) fn observe_rates(&self, f: &Forwarding, answer: &ResponseHeader) {
+        let Some(account) = &f.account_id else {
+            return;
+        };
         let seen = RateHeaders::parse(&answer.headers, self.auth.clock.now_unix());
         self.auth
             .rates
-            .observe(&f.account_id, &seen, answer.status.as_u16());
+            .observe(account, &seen, answer.status.as_u16());
     }
 }
 

@@ -61,10 +61,10 @@ use crate::auth::grant::MAX_GRANT_BODY_BYTES;
 use crate::auth::pending::PendingLogins;
 use crate::auth::service::Services;
 use crate::auth::{Auth, OriginPolicy};
-use crate::config::{Config, RedisTarget};
+use crate::config::{Api, Config, RedisTarget};
 use crate::crypto::api_token::ApiTokens;
 use crate::crypto::cookies::CookieCodec;
-use crate::docusign::api_host::HostPolicy;
+use crate::docusign::api_host::{ApiHost, HostPolicy};
 use crate::docusign::{AccountServer, ClientError, DocuSignClient};
 use crate::ops::metrics::{self, metrics};
 use crate::session::ratelimit::{AccountRates, CallCounter, MemoryCallCounter, RedisCallCounter};
@@ -101,6 +101,28 @@ pub struct Gateway {
     refresher: Refresher,
     resolver: Resolver,
     calls: Arc<dyn CallCounter>,
+    fixed_hosts: FixedHosts,
+}
+
+/// The hosts of the APIs that do not live on an account's REST host.
+struct FixedHosts {
+    /// `docusign.admin_api_url`.
+    admin: Arc<ApiHost>,
+    /// `docusign.platform_api_url`.
+    platform: Arc<ApiHost>,
+}
+
+impl FixedHosts {
+    fn of(cfg: &Config) -> FixedHosts {
+        let apis = &cfg.docusign.apis;
+        FixedHosts {
+            admin: Arc::new(ApiHost::configured(
+                &apis.admin_api_url,
+                Some("/management"),
+            )),
+            platform: Arc::new(ApiHost::configured(&apis.platform_api_url, None)),
+        }
+    }
 }
 
 impl Gateway {
@@ -149,6 +171,7 @@ impl Gateway {
             cfg.public_link(&format!("{CONSENT_PATH}?service=")),
             cfg.access.clone(),
         );
+        let fixed_hosts = FixedHosts::of(&cfg);
         let auth = Auth {
             api_tokens: ApiTokens::new(
                 cfg.session.secret.expose().as_bytes(),
@@ -174,6 +197,7 @@ impl Gateway {
             refresher,
             resolver: Resolver::new(),
             calls: parts.calls,
+            fixed_hosts,
         }
     }
 }
@@ -263,7 +287,8 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
         let path = downstream.req_header().uri.path();
-        ctx.route = router::route(path, &self.auth.cfg.docusign.callback_path);
+        let docusign = &self.auth.cfg.docusign;
+        ctx.route = router::route(path, &docusign.callback_path, docusign.apis.enabled);
         let body = match ctx.route {
             Route::Token => match read_small_body(downstream).await {
                 Ok(body) => body,
@@ -327,7 +352,7 @@ impl ProxyHttp for Gateway {
             metrics().upstream_time(host, sent.elapsed().as_secs_f64());
         }
         self.auth.cookies.strip_own_set_cookies(upstream_response)?;
-        if let Some(f) = &ctx.forwarding {
+        if let Some(f) = ctx.forwarding.as_ref().filter(|f| f.api == Api::Esignature) {
             self.observe_rates(f, upstream_response);
         }
         if upstream_response.status.as_u16() != 401 || !matches!(ctx.replay, Replay::NotTried) {

@@ -55,12 +55,16 @@ pub fn log_request(downstream: &Downstream, e: Option<&Error>, ctx: &RequestCtx,
         .response_written()
         .map_or(0, |r| r.status.as_u16());
     let class = match ctx.route {
-        Route::Api if ctx.upstream_sent.is_some() => RequestClass::Proxied,
-        Route::Api | Route::NotFound => RequestClass::Rejected,
+        Route::Api(_) if ctx.upstream_sent.is_some() => RequestClass::Proxied,
+        Route::Api(_) | Route::NotFound => RequestClass::Rejected,
         Route::Health | Route::Ready => RequestClass::Health,
         _ => RequestClass::Auth,
     };
-    metrics().request(class, status_label(status));
+    let status_text = status_label(status);
+    metrics().request(class, status_text);
+    if let (RequestClass::Proxied, Some(f)) = (class, &ctx.forwarding) {
+        metrics().forwarded(f.api, status_text);
+    }
     if !access {
         return;
     }

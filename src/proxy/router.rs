@@ -1,5 +1,6 @@
 //! Which part of the gateway a request path belongs to.
 
+use crate::config::{Api, ApiSet};
 use crate::util::paths::*;
 use crate::web::reply::Reply;
 
@@ -20,12 +21,13 @@ pub enum Route {
     TokenItem,
     /// Sends a service's DocuSign user to consent (service mode).
     Consent,
-    /// Forwarded to a DocuSign REST host.
-    Api,
+    /// Forwarded to DocuSign: the API the path belongs to (one of `apis`).
+    Api(Api),
     NotFound,
 }
 
-pub fn route(path: &str, callback_path: &str) -> Route {
+/// The route of `path`; a path of an API not in `apis` is not found.
+pub fn route(path: &str, callback_path: &str, apis: ApiSet) -> Route {
     match path {
         HEALTH_PATH => Route::Health,
         READY_PATH => Route::Ready,
@@ -42,8 +44,10 @@ pub fn route(path: &str, callback_path: &str) -> Route {
         }
         CONSENT_PATH => Route::Consent,
         p if p == callback_path => Route::Callback,
-        p if p.starts_with(API_PREFIX) => Route::Api,
-        _ => Route::NotFound,
+        p => match Api::of_path(p) {
+            Some(api) if apis.contains(api) => Route::Api(api),
+            _ => Route::NotFound,
+        },
     }
 }
 
@@ -71,30 +75,32 @@ pub fn check_method(method: &http::Method) -> Result<(), Reply> {
     }
 }
 
-/// A REST path that passed the grammar of [`parse_api_path`].
+/// An API path that passed the grammar of [`parse_api_path`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApiPath<'a> {
-    /// `v2`, `v2.1`, ...
-    pub version: &'a str,
     /// The account the path names, as written (compare case-insensitively).
     pub account: Option<&'a str>,
+    /// The organization the path names (Admin and platform APIs).
+    pub organization: Option<&'a str>,
 }
 
-/// Why a `/restapi/...` path is not forwarded (400 `invalid_path`).
+/// Why an API path is not forwarded (400 `invalid_path`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
-    #[error("The path does not start with /restapi/.")]
+    #[error("The path does not start with the API's prefix.")]
     NotApi,
     #[error("The path has an empty segment ('//' or a trailing '/').")]
     EmptySegment,
     #[error("Paths with '.' or '..' segments, or an encoded '/' or '\\', are not forwarded.")]
     DotSegment,
-    #[error("The segment after /restapi/ must be an API version such as v2 or v2.1.")]
+    #[error("The segment after the API's prefix (/restapi/, /clickapi/, /management/) must be an API version such as v2 or v2.1.")]
     BadVersion,
     #[error("The segment after the version may only hold letters, digits, '_' and '-'.")]
     BadResource,
     #[error("An account id is 1 to 64 letters, digits or '-' (a GUID or a numeric id).")]
     BadAccountId,
+    #[error("An organization id is 1 to 64 letters, digits or '-' (a GUID).")]
+    BadOrganizationId,
 }
 
 impl PathError {
@@ -106,13 +112,16 @@ impl PathError {
 /// Longest account id accepted in a path.
 const MAX_ACCOUNT_ID: usize = 64;
 
-/// The one grammar a forwarded path must follow:
+/// The one grammar a forwarded path must follow, after its API's prefix
+/// (`/restapi`, `/clickapi`, `/management`; none for the platform APIs,
+/// whose paths start `/v1/accounts/` or `/v1/organizations/`):
 ///
 /// ```text
-/// /restapi/{version}[/{resource}[/{account id}]][/{segment}...]
+/// {prefix}/{version}[/{resource}[/{id}]][/{segment}...]
 /// version    = "v" 1*DIGIT [ "." 1*DIGIT ]
 /// resource   = 1*( ALPHA / DIGIT / "_" / "-" )
-/// account id = 1*64( ALPHA / DIGIT / "-" )      when resource is "accounts"
+/// id         = 1*64( ALPHA / DIGIT / "-" )      when resource is "accounts"
+///                                               or "organizations"
 /// ```
 ///
 /// No segment may be empty (`//`, trailing `/`), and no segment may be `.`
@@ -123,8 +132,8 @@ const MAX_ACCOUNT_ID: usize = 64;
 /// resource and the account id. DocuSign's account ids (GUIDs and numeric
 /// ids) fit the account id rule; the gateway then checks the id against the
 /// session's accounts.
-pub fn parse_api_path(path: &str) -> Result<ApiPath<'_>, PathError> {
-    let rest = path.strip_prefix(API_PREFIX).ok_or(PathError::NotApi)?;
+pub fn parse_api_path(api: Api, path: &str) -> Result<ApiPath<'_>, PathError> {
+    let rest = api.strip_prefix(path).ok_or(PathError::NotApi)?;
     // The first three segments (version, resource, account id) are kept.
     let mut segments: [Option<&str>; 3] = [None; 3];
     for (i, seg) in rest.split('/').enumerate() {
@@ -142,27 +151,29 @@ pub fn parse_api_path(path: &str) -> Result<ApiPath<'_>, PathError> {
     if !is_version(version) {
         return Err(PathError::BadVersion);
     }
-    let account = match segments[1] {
-        None => None,
-        Some(resource) => {
-            if !resource
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            {
-                return Err(PathError::BadResource);
-            }
-            if resource.eq_ignore_ascii_case("accounts") {
-                match segments[2] {
-                    None => None,
-                    Some(id) if is_account_id(id) => Some(id),
-                    Some(_) => return Err(PathError::BadAccountId),
-                }
-            } else {
-                None
-            }
-        }
+    let mut named = ApiPath {
+        account: None,
+        organization: None,
     };
-    Ok(ApiPath { version, account })
+    if let Some(resource) = segments[1] {
+        if !resource
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(PathError::BadResource);
+        }
+        let id = segments[2];
+        if resource.eq_ignore_ascii_case("accounts") {
+            named.account = id
+                .map(|id| is_id(id).then_some(id).ok_or(PathError::BadAccountId))
+                .transpose()?;
+        } else if resource.eq_ignore_ascii_case("organizations") {
+            named.organization = id
+                .map(|id| is_id(id).then_some(id).ok_or(PathError::BadOrganizationId))
+                .transpose()?;
+        }
+    }
+    Ok(named)
 }
 
 /// The request target sent to the REST host: always origin-form, the path
@@ -187,7 +198,8 @@ fn is_version(seg: &str) -> bool {
     digits(major) && minor.is_none_or(digits)
 }
 
-fn is_account_id(seg: &str) -> bool {
+/// An account or organization id: a GUID or a numeric id.
+fn is_id(seg: &str) -> bool {
     !seg.is_empty()
         && seg.len() <= MAX_ACCOUNT_ID
         && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -209,17 +221,160 @@ fn is_dot_segment(seg: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn route(path: &str, cb: &str) -> Route {
+        super::route(path, cb, ApiSet::default())
+    }
+
     #[test]
     fn routes() {
         let cb = "/auth/docusign/callback";
         assert_eq!(route("/healthz", cb), Route::Health);
         assert_eq!(route("/auth/login", cb), Route::Login);
         assert_eq!(route(cb, cb), Route::Callback);
-        assert_eq!(route("/restapi/v2.1/accounts/x", cb), Route::Api);
+        assert_eq!(
+            route("/restapi/v2.1/accounts/x", cb),
+            Route::Api(Api::Esignature)
+        );
         assert_eq!(route("/restapi", cb), Route::NotFound);
         assert_eq!(route("/", cb), Route::NotFound);
         assert_eq!(route("/readyz", cb), Route::Ready);
         assert_eq!(route("/auth/token", cb), Route::Token);
+    }
+
+    /// An API not in `docusign.apis` is not routed: 404 like any unknown path.
+    #[test]
+    fn only_enabled_apis_are_routed() {
+        let cb = "/cb";
+        let paths = [
+            ("/restapi/v2.1/accounts/x", Api::Esignature),
+            ("/clickapi/v1/accounts/x/clickwraps", Api::Click),
+            ("/Management/v2/organizations", Api::Admin),
+            ("/v1/accounts/x/agreements", Api::Platform),
+            ("/v1/organizations/o/stream", Api::Platform),
+        ];
+        for (path, api) in paths {
+            assert_eq!(route(path, cb) == Route::NotFound, api != Api::Esignature);
+            let all = ApiSet::of(&Api::ALL);
+            assert_eq!(super::route(path, cb, all), Route::Api(api), "{path}");
+            let only = ApiSet::of(&[api]);
+            assert_eq!(super::route(path, cb, only), Route::Api(api), "{path}");
+            for other in Api::ALL.into_iter().filter(|a| *a != api) {
+                let without = ApiSet::of(&[other]);
+                assert_eq!(super::route(path, cb, without), Route::NotFound, "{path}");
+            }
+        }
+    }
+
+    fn named(api: Api, path: &str) -> Result<(Option<&str>, Option<&str>), PathError> {
+        parse_api_path(api, path).map(|p| (p.account, p.organization))
+    }
+
+    #[test]
+    fn other_apis_follow_the_same_grammar() {
+        use PathError::*;
+        let org = "0b4e5a2c-1f3d-4e6a-9b8c-7d6e5f4a3b2c";
+        let table: &[(Api, String, Result<(Option<&str>, Option<&str>), PathError>)] = &[
+            (
+                Api::Click,
+                format!("/clickapi/v1/accounts/{ID}/clickwraps"),
+                Ok((Some(ID), None)),
+            ),
+            (
+                Api::Click,
+                format!("/clickapi/v1/Accounts/{ID}"),
+                Ok((Some(ID), None)),
+            ),
+            (Api::Click, "/clickapi/v1/accounts".into(), Ok((None, None))),
+            (
+                Api::Click,
+                format!("/clickapi/v1/accounts/{ID}/../x"),
+                Err(DotSegment),
+            ),
+            (
+                Api::Click,
+                format!("/clickapi/v1/%61ccounts/{ID}"),
+                Err(BadResource),
+            ),
+            (
+                Api::Click,
+                format!("/clickapi/accounts/{ID}"),
+                Err(BadVersion),
+            ),
+            (
+                Api::Admin,
+                "/management/v2/organizations".into(),
+                Ok((None, None)),
+            ),
+            (
+                Api::Admin,
+                format!("/management/v2/organizations/{org}/users"),
+                Ok((None, Some(org))),
+            ),
+            (
+                Api::Admin,
+                format!("/Management/v2.1/Organizations/{org}/x"),
+                Ok((None, Some(org))),
+            ),
+            (
+                Api::Admin,
+                format!("/management/v2/organizations/{org};x/users"),
+                Err(BadOrganizationId),
+            ),
+            (
+                Api::Admin,
+                format!("/management/v2/%6Frganizations/{org}"),
+                Err(BadResource),
+            ),
+            (
+                Api::Admin,
+                format!("/management/v2/organizations/{org}//users"),
+                Err(EmptySegment),
+            ),
+            (
+                Api::Admin,
+                format!("/management/v2/organizations/%2e%2e/{org}"),
+                Err(DotSegment),
+            ),
+            (
+                Api::Admin,
+                "/management/organizations".into(),
+                Err(BadVersion),
+            ),
+            (
+                Api::Admin,
+                format!("/management/v2/data_redaction/accounts/{ID}/user"),
+                Ok((None, None)),
+            ),
+            (
+                Api::Platform,
+                format!("/v1/organizations/{org}/stream"),
+                Ok((None, Some(org))),
+            ),
+            (
+                Api::Platform,
+                format!("/v1/accounts/{ID}/agreements"),
+                Ok((Some(ID), None)),
+            ),
+            (
+                Api::Platform,
+                format!("/v1/accounts/{ID}x%2F"),
+                Err(DotSegment),
+            ),
+            (
+                Api::Platform,
+                "/v1/accounts/a_b/agreements".into(),
+                Err(BadAccountId),
+            ),
+            (Api::Platform, "/v1/other/x".into(), Err(NotApi)),
+            (
+                Api::Esignature,
+                format!("/clickapi/v1/accounts/{ID}"),
+                Err(NotApi),
+            ),
+        ];
+        for (api, path, want) in table {
+            assert_eq!(named(*api, path), *want, "{path}");
+        }
     }
 
     #[test]
@@ -240,7 +395,7 @@ mod tests {
     const ID: &str = "a4ec37d6-04a4-4c8c-9f2a-6b3f1c2d3e4f";
 
     fn account(path: &str) -> Result<Option<&str>, PathError> {
-        parse_api_path(path).map(|p| p.account)
+        parse_api_path(Api::Esignature, path).map(|p| p.account)
     }
 
     #[test]
@@ -261,10 +416,6 @@ mod tests {
         assert_eq!(account("/restapi/v2.1/accounts"), Ok(None));
         assert_eq!(account("/restapi/v2.1/billing_plans"), Ok(None));
         assert_eq!(account("/restapi/v2.1"), Ok(None));
-        assert_eq!(
-            parse_api_path("/restapi/v2.1/accounts/abc").map(|p| p.version),
-            Ok("v2.1")
-        );
         // Later segments may be percent-encoded (document names, ids).
         assert_eq!(
             account(&format!("/restapi/v2.1/accounts/{ID}/envelopes/e%20f")),

@@ -11,7 +11,7 @@ use pingora::http::RequestHeader;
 
 use super::router::{self, Route};
 use super::{Decision, Gateway, Parts};
-use crate::config::Config;
+use crate::config::{Api, Config};
 use crate::crypto::api_token::Grant;
 use crate::crypto::scope::Scope;
 use crate::docusign::OAuthError;
@@ -77,6 +77,9 @@ enum World {
     /// `[access] allowed_users` names someone else: the session's user,
     /// admitted by the instance that made it, is refused here.
     UserRefused,
+    /// Every API enabled (Admin on 127.0.0.4, platform on 127.0.0.5),
+    /// `[access] allowed_organizations = ["org-1"]`.
+    AllApis,
 }
 
 struct Case {
@@ -112,11 +115,21 @@ async fn gateway(world: World) -> (Gateway, Arc<Session>, Arc<ManualClock>) {
     let access = match world {
         World::AccountRefused => "[access]\nallowed_accounts = [\"a2\"]\n",
         World::UserRefused => "[access]\nallowed_users = [\"someone-else\"]\n",
+        World::AllApis => "[access]\nallowed_organizations = [\"ORG-1\"]\n",
         _ => "",
     };
     let mut config = format!("{CONFIG}{limits}{access}");
     if let World::PolicyNarrowed = world {
         config = config.replace(r#"["127.0.0.2"]"#, r#"["*.docusign.net"]"#);
+    }
+    if let World::AllApis = world {
+        config = config.replace(
+            "allowed_api_hosts",
+            "apis = [\"esignature\", \"click\", \"admin\", \"platform\"]\n\
+             admin_api_url = \"https://127.0.0.4/management\"\n\
+             platform_api_url = \"https://127.0.0.5\"\n\
+             allowed_api_hosts",
+        );
     }
     let cfg = Config::from_toml_str(&config, Vec::new()).unwrap();
     let calls = Arc::new(MemoryCallCounter::new(100, clock.clone()));
@@ -438,11 +451,127 @@ async fn the_request_decision_table() {
             path: "/elsewhere",
             expect: answer(404, "not_found"),
         },
+        // The other APIs: disabled by default, routed when enabled.
+        Case {
+            who: Who::Cookie,
+            world: Normal,
+            path: "/clickapi/v1/accounts/A1/clickwraps",
+            expect: answer(404, "not_found"),
+        },
+        Case {
+            who: Who::Cookie,
+            world: Normal,
+            path: "/management/v2/organizations",
+            expect: answer(404, "not_found"),
+        },
+        Case {
+            who: Who::Cookie,
+            world: AllApis,
+            path: "/clickapi/v1/accounts/A1/clickwraps",
+            expect: forward("127.0.0.2:443"),
+        },
+        Case {
+            who: Who::Token,
+            world: AllApis,
+            path: "/clickapi/v1/accounts/a1",
+            expect: forward("127.0.0.2:443"),
+        },
+        Case {
+            who: Who::Cookie,
+            world: AllApis,
+            path: "/clickapi/v1/accounts/ZZZ/clickwraps",
+            expect: answer(403, "account_not_permitted"),
+        },
+        Case {
+            who: Who::Cookie,
+            world: AllApis,
+            // A2, the default account, lives on a host the policy refuses.
+            path: "/clickapi/v1/accounts/A2/clickwraps",
+            expect: answer(502, "api_host_not_allowed"),
+        },
+        Case {
+            who: Who::Cookie,
+            world: AllApis,
+            path: "/management/v2/organizations",
+            expect: forward("127.0.0.4:443"),
+        },
+        Case {
+            who: Who::Token,
+            world: AllApis,
+            path: "/Management/v2/organizations/org-1/users",
+            expect: forward("127.0.0.4:443"),
+        },
+        Case {
+            who: Who::Cookie,
+            world: AllApis,
+            path: "/management/v2/organizations/org-2/users",
+            expect: answer(403, "organization_not_permitted"),
+        },
+        Case {
+            who: Who::Cookie,
+            world: AllApis,
+            path: "/management/v2/%6Frganizations/org-2/users",
+            expect: answer(400, "invalid_path"),
+        },
+        Case {
+            who: Who::Cookie,
+            world: AllApis,
+            path: "/v1/organizations/org-2/stream",
+            expect: answer(403, "organization_not_permitted"),
+        },
+        Case {
+            who: Who::Cookie,
+            world: AllApis,
+            path: "/v1/organizations/org-1/stream",
+            expect: forward("127.0.0.5:443"),
+        },
+        Case {
+            who: Who::Cookie,
+            world: AllApis,
+            path: "/v1/accounts/A1/agreements",
+            expect: forward("127.0.0.5:443"),
+        },
+        Case {
+            who: Who::Cookie,
+            world: AllApis,
+            path: "/v1/accounts/ZZZ/agreements",
+            expect: answer(403, "account_not_permitted"),
+        },
+        Case {
+            who: Who::Nobody,
+            world: AllApis,
+            path: "/v1/accounts/A1/agreements",
+            expect: answer(401, "login_required"),
+        },
+        Case {
+            who: Who::Cookie,
+            world: AllApis,
+            path: "/v1/other/x",
+            expect: answer(404, "not_found"),
+        },
+        // A token scoped to account A1 names no organization's calls.
+        Case {
+            who: Who::GetEnvelopesOfA1,
+            world: AllApis,
+            path: "/management/v2/organizations",
+            expect: answer(403, "token_scope"),
+        },
+        Case {
+            who: Who::GetEnvelopesOfA1,
+            world: AllApis,
+            path: "/clickapi/v1/accounts/A1/clickwraps",
+            expect: answer(403, "token_scope"),
+        },
     ];
     for case in &cases {
         let (gw, session, _) = gateway(case.world).await;
         let req = request(&gw, case.who, &session, case.path).await;
-        let route = router::route(req.uri.path(), &gw.auth.cfg.docusign.callback_path);
+        let docusign = &gw.auth.cfg.docusign;
+        let route = router::route(
+            req.uri.path(),
+            &docusign.callback_path,
+            docusign.apis.enabled,
+        );
         check(case, gw.decide(route, &req, &[]).await);
     }
 }
@@ -453,7 +582,7 @@ async fn a_user_the_policy_now_refuses_loses_the_session() {
     assert!(gw.auth.sessions.get(&session.id).await.unwrap().is_some());
     let req = request(&gw, Who::Token, &session, "/restapi/v2.1/accounts/A1").await;
     assert!(
-        matches!(gw.decide(Route::Api, &req, &[]).await, Decision::Answer(r) if r.status == 401)
+        matches!(gw.decide(Route::Api(Api::Esignature), &req, &[]).await, Decision::Answer(r) if r.status == 401)
     );
     assert!(gw.auth.sessions.get(&session.id).await.unwrap().is_none());
 }
@@ -463,14 +592,14 @@ async fn a_refused_refresh_ends_the_session_and_an_outage_keeps_it() {
     let (gw, session, _) = gateway(World::RefreshRefused).await;
     let req = request(&gw, Who::Cookie, &session, "/restapi/v2.1/accounts/A1").await;
     assert!(
-        matches!(gw.decide(Route::Api, &req, &[]).await, Decision::Answer(r) if r.status == 401)
+        matches!(gw.decide(Route::Api(Api::Esignature), &req, &[]).await, Decision::Answer(r) if r.status == 401)
     );
     assert!(gw.auth.sessions.get(&session.id).await.unwrap().is_none());
 
     let (gw, session, _) = gateway(World::TokenEndpointDown).await;
     let req = request(&gw, Who::Cookie, &session, "/restapi/v2.1/accounts/A1").await;
     assert!(
-        matches!(gw.decide(Route::Api, &req, &[]).await, Decision::Answer(r) if r.status == 503)
+        matches!(gw.decide(Route::Api(Api::Esignature), &req, &[]).await, Decision::Answer(r) if r.status == 503)
     );
     assert!(gw.auth.sessions.get(&session.id).await.unwrap().is_some());
 }
@@ -480,7 +609,7 @@ async fn a_token_inside_the_refresh_window_is_refreshed_before_forwarding() {
     let (gw, session, clock) = gateway(World::Normal).await;
     clock.advance_secs(3_600 - 60);
     let req = request(&gw, Who::Cookie, &session, "/restapi/v2.1/accounts/A1").await;
-    match gw.decide(Route::Api, &req, &[]).await {
+    match gw.decide(Route::Api(Api::Esignature), &req, &[]).await {
         Decision::Forward(f) => {
             assert_eq!(f.session.tokens.expose_access_token(), "at-new");
             assert_eq!(f.session.tokens.generation, 1);
@@ -495,11 +624,11 @@ async fn a_used_up_account_is_forwarded_again_from_its_reset_on() {
     let req = request(&gw, Who::Cookie, &session, "/restapi/v2.1/accounts/A1").await;
     clock.advance_secs(299);
     assert!(
-        matches!(gw.decide(Route::Api, &req, &[]).await, Decision::Answer(r) if r.status == 429)
+        matches!(gw.decide(Route::Api(Api::Esignature), &req, &[]).await, Decision::Answer(r) if r.status == 429)
     );
     clock.advance_secs(1);
     assert!(matches!(
-        gw.decide(Route::Api, &req, &[]).await,
+        gw.decide(Route::Api(Api::Esignature), &req, &[]).await,
         Decision::Forward(_)
     ));
 }

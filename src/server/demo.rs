@@ -59,6 +59,11 @@ pub fn run(listen: SocketAddr) -> Result<(), String> {
         "DSGW_DOCUSIGN_ALLOWED_API_HOSTS".into(),
         rest_hosts.join(","),
     ));
+    env.push(("DSGW_DOCUSIGN_ADMIN_API_URL".into(), fake.admin_api_url()));
+    env.push((
+        "DSGW_DOCUSIGN_PLATFORM_API_URL".into(),
+        fake.platform_api_url(),
+    ));
     let cfg = Config::from_toml_str(DEMO_CONFIG, env).map_err(|e| e.to_string())?;
 
     println!("{}", hints(&public_url, &fake));
@@ -102,6 +107,12 @@ fn hints(public_url: &str, fake: &FakeDocuSign) -> String {
          \x20 TOKEN=$(curl -s -b jar -X POST {public_url}/auth/token | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')\n\
          \x20 curl -s -H \"Authorization: Bearer $TOKEN\" {public_url}/restapi/v2.1/accounts/{first}/envelopes\n\
          \n\
+         DocuSign's other APIs, with the same login (docusign.apis):\n\
+         \x20 curl -s -b jar {public_url}/clickapi/v1/accounts/{first}/clickwraps     # Click\n\
+         \x20 curl -s -b jar {public_url}/management/v2/organizations                # Admin\n\
+         \x20 curl -s -b jar {public_url}/management/v2/organizations/{org}/users\n\
+         \x20 curl -s -b jar {public_url}/v1/accounts/{first}/agreements             # Navigator (api.docusign.com)\n\
+         \n\
          DocuSign's Python SDK (pip install docusign-esign):\n\
          \x20 api = ApiClient(host=\"{public_url}/restapi\")\n\
          \x20 api.set_default_header(\"Authorization\", \"Bearer \" + TOKEN)\n\
@@ -113,5 +124,11 @@ fn hints(public_url: &str, fake: &FakeDocuSign) -> String {
          \n\
          Stop with Ctrl-C.\n",
         fake_url = fake.account_server_url(),
+        org = fake
+            .config()
+            .organizations
+            .first()
+            .map(|o| o.id.as_str())
+            .unwrap_or_default(),
     )
 }

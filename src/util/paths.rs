@@ -1,7 +1,5 @@
-//! The paths the gateway answers itself, and the prefix it forwards.
-
-/// Prefix of every path that is forwarded to DocuSign.
-pub const API_PREFIX: &str = "/restapi/";
+//! The paths the gateway answers itself (the ones it forwards are the
+//! APIs' prefixes, `config::Api::of_path`).
 
 pub const LOGIN_PATH: &str = "/auth/login";
 pub const SESSION_PATH: &str = "/auth/session";

@@ -275,6 +275,9 @@ pub struct Options {
     pub fake: FakeConfig,
     /// Extra TOML lines appended to the [session] section.
     pub session_extra: String,
+    /// Extra TOML lines appended to the [docusign] section;
+    /// `{admin_api_url}` and `{platform_api_url}` stand for the fake's
+    /// Admin and api.docusign.com hosts.
     pub docusign_extra: String,
     pub rust_log: String,
     /// Override allowed_api_hosts (TOML array text); `{rest0}`, `{rest1}`
@@ -424,7 +427,10 @@ secure_cookie = false
             auth = fake.account_server_url(),
             client_id = fake.config().client_id,
             allowed = allowed,
-            docusign_extra = opts.docusign_extra,
+            docusign_extra = opts
+                .docusign_extra
+                .replace("{admin_api_url}", &fake.admin_api_url())
+                .replace("{platform_api_url}", &fake.platform_api_url()),
             // Most tests revoke tokens right after login and expect the
             // refresh + replay; the minimum interval has tests of its own.
             session_extra = if opts.session_extra.contains("min_refresh_interval_secs") {

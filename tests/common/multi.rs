@@ -21,7 +21,8 @@ pub struct Instances {
 }
 
 impl Instances {
-    /// `n` gateways; `docusign_extra` is appended to their `[docusign]`.
+    /// `n` gateways; `docusign_extra` is appended to their `[docusign]`
+    /// (`{admin_api_url}`, `{platform_api_url}` as in [`Options`]).
     pub async fn start(n: usize, docusign_extra: &str) -> Instances {
         let redis = RedisServer::start();
         let mut opts = Options::default();
@@ -146,6 +147,9 @@ store = "redis"
         client_id = fake.config().client_id,
         upgrade_sock = sock_dir.join("upgrade.sock").display(),
         allowed = allowed.join(", "),
+        docusign_extra = docusign_extra
+            .replace("{admin_api_url}", &fake.admin_api_url())
+            .replace("{platform_api_url}", &fake.platform_api_url()),
     );
     let secret = fake.config().client_secret.clone();
     let env: Vec<(String, String)> = [

@@ -14,6 +14,7 @@ mod jwt;
 #[cfg(test)]
 mod jwt_tests;
 mod oauth;
+mod org_hosts;
 mod ratelimit;
 mod records;
 mod reply;
@@ -56,7 +57,15 @@ pub struct FakeConfig {
     /// Bind address of the account server; port 0 allowed.
     pub account_server: SocketAddr,
     /// One REST host per address (e.g. 127.0.0.2:0 and 127.0.0.3:0); port 0 allowed.
+    /// Each serves the eSignature (`/restapi/...`) and Click
+    /// (`/clickapi/...`) APIs of the accounts it hosts.
     pub rest_hosts: Vec<SocketAddr>,
+    /// Bind address of the Admin API host (`/management/...`); port 0 allowed.
+    pub admin_host: SocketAddr,
+    /// Bind address of the api.docusign.com host (`/v1/...`); port 0 allowed.
+    pub platform_host: SocketAddr,
+    /// Organizations (Admin and platform APIs) and their members.
+    pub organizations: Vec<FakeOrganization>,
     /// Known users; the first one consents at `/oauth/auth` by default.
     pub users: Vec<FakeUser>,
     /// Lifetime of access tokens (DocuSign: 8 hours).
@@ -78,6 +87,21 @@ pub struct FakeUser {
     pub email: String,
     pub accounts: Vec<FakeAccount>,
 }
+
+/// A DocuSign organization: users and accounts an administrator manages.
+#[derive(Clone, Debug)]
+pub struct FakeOrganization {
+    /// Organization GUID.
+    pub id: String,
+    pub name: String,
+    /// `sub` of each member.
+    pub members: Vec<String>,
+    /// Account ids of the organization.
+    pub accounts: Vec<String>,
+}
+
+/// The demo organization's id.
+pub const DEMO_ORGANIZATION_ID: &str = "0b4e5a2c-1f3d-4e6a-9b8c-7d6e5f4a3b2c";
 
 /// One eSignature account a user is a member of.
 #[derive(Clone, Debug)]
@@ -111,6 +135,17 @@ impl FakeConfig {
                 SocketAddr::from(([127, 0, 0, 2], 0)),
                 SocketAddr::from(([127, 0, 0, 3], 0)),
             ],
+            admin_host: SocketAddr::from(([127, 0, 0, 4], 0)),
+            platform_host: SocketAddr::from(([127, 0, 0, 5], 0)),
+            organizations: vec![FakeOrganization {
+                id: DEMO_ORGANIZATION_ID.to_string(),
+                name: "Demo Organization".to_string(),
+                members: vec!["4799e5e9-1559-4915-9862-cf4713bbcacc".to_string()],
+                accounts: vec![
+                    "a4ec37d6-04a4-4c8c-9f2a-6b3f1c2d3e4f".to_string(),
+                    "c2b7e8f1-5d6a-4b3c-8e9f-0a1b2c3d4e5f".to_string(),
+                ],
+            }],
             users: vec![FakeUser {
                 sub: "4799e5e9-1559-4915-9862-cf4713bbcacc".to_string(),
                 name: "Demo User".to_string(),
@@ -171,6 +206,9 @@ impl fmt::Debug for FakeConfig {
             .field("redirect_uris", &self.redirect_uris)
             .field("account_server", &self.account_server)
             .field("rest_hosts", &self.rest_hosts)
+            .field("admin_host", &self.admin_host)
+            .field("platform_host", &self.platform_host)
+            .field("organizations", &self.organizations)
             .field("users", &self.users)
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
@@ -224,12 +262,23 @@ impl FakeDocuSign {
         for (i, addr) in config.rest_hosts.iter().enumerate() {
             rest_listeners.push(bind(*addr, &format!("REST host {i}")).await?);
         }
+        let admin_listener = bind(config.admin_host, "Admin API host").await?;
+        let platform_listener = bind(config.platform_host, "api.docusign.com host").await?;
         let account_addr = account_listener.local_addr()?;
         let mut authorities = Vec::with_capacity(rest_listeners.len());
         for listener in &rest_listeners {
             authorities.push(listener.local_addr()?.to_string());
         }
-        let shared = Arc::new(Shared::new(config, account_addr.to_string(), authorities));
+        let org_authorities = [
+            admin_listener.local_addr()?.to_string(),
+            platform_listener.local_addr()?.to_string(),
+        ];
+        let shared = Arc::new(Shared::new(
+            config,
+            account_addr.to_string(),
+            authorities,
+            org_authorities,
+        ));
 
         let mut tasks = Vec::with_capacity(rest_listeners.len() + 1);
         tasks.push(tokio::spawn(serve(
@@ -242,6 +291,17 @@ impl FakeDocuSign {
             tasks.push(tokio::spawn(serve(
                 listener,
                 rest::router(shared.clone(), i),
+                what,
+            )));
+        }
+        for (listener, kind) in [
+            (admin_listener, org_hosts::OrgHost::Admin),
+            (platform_listener, org_hosts::OrgHost::Platform),
+        ] {
+            let what = format!("{kind:?} host");
+            tasks.push(tokio::spawn(serve(
+                listener,
+                org_hosts::router(shared.clone(), kind),
                 what,
             )));
         }
@@ -270,6 +330,28 @@ impl FakeDocuSign {
     /// If `i` is not the index of a configured REST host.
     pub fn rest_host_url(&self, i: usize) -> String {
         self.shared().rest_host_url(i)
+    }
+
+    /// `http://127.0.0.4:PORT/management`: the Admin API's base (the Admin
+    /// SDK's `host`; a gateway's `docusign.admin_api_url`).
+    pub fn admin_api_url(&self) -> String {
+        format!("http://{}/management", self.shared().admin_authority)
+    }
+
+    /// `http://127.0.0.5:PORT`: the api.docusign.com family's host (a
+    /// gateway's `docusign.platform_api_url`).
+    pub fn platform_api_url(&self) -> String {
+        format!("http://{}", self.shared().platform_authority)
+    }
+
+    /// Every request the Admin API host received, in arrival order.
+    pub fn admin_requests(&self) -> Vec<RecordedRequest> {
+        self.shared().lock().admin_requests.clone()
+    }
+
+    /// Every request the api.docusign.com host received, in arrival order.
+    pub fn platform_requests(&self) -> Vec<RecordedRequest> {
+        self.shared().lock().platform_requests.clone()
     }
 
     /// Number of REST hosts.

@@ -93,7 +93,11 @@ async fn handle(State(host): State<RestHost>, request: Request) -> Response {
 }
 
 /// The request as the fake records it.
-fn record_of(host_index: usize, parts: &http::request::Parts, body: &Bytes) -> RecordedRequest {
+pub(crate) fn record_of(
+    host_index: usize,
+    parts: &http::request::Parts,
+    body: &Bytes,
+) -> RecordedRequest {
     let header = |name: HeaderName| parts.headers.get(name).map(lossy);
     RecordedRequest {
         host_index,
@@ -158,9 +162,10 @@ fn route(host: &RestHost, parts: &http::request::Parts, body: &Bytes) -> Answer 
 
     let path = parts.uri.path().trim_end_matches('/');
     let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let (account_id, rest) = match segments.as_slice() {
-        ["restapi", "v2" | "v2.1", "accounts", account_id, rest @ ..] => (*account_id, rest),
-        ["restapi", ..] => {
+    let (click, account_id, rest) = match segments.as_slice() {
+        ["restapi", "v2" | "v2.1", "accounts", account_id, rest @ ..] => (false, *account_id, rest),
+        ["clickapi", "v1", "accounts", account_id, rest @ ..] => (true, *account_id, rest),
+        ["restapi" | "clickapi", ..] => {
             if live_user(shared, parts).is_none() {
                 return invalid_token();
             }
@@ -195,6 +200,9 @@ fn route(host: &RestHost, parts: &http::request::Parts, body: &Bytes) -> Answer 
 
     let method = &parts.method;
     let mut state = shared.lock();
+    if click {
+        return clickwraps(&mut state, account_id, method, rest, body);
+    }
     match rest {
         [] if method == Method::GET => {
             let sent = state.envelopes(account_id).len();
@@ -236,8 +244,77 @@ fn route(host: &RestHost, parts: &http::request::Parts, body: &Bytes) -> Answer 
     }
 }
 
+/// The Click API (`/clickapi/v1/accounts/{id}/clickwraps[/{id}]`) on the
+/// account's REST host: list, create, get.
+fn clickwraps(
+    state: &mut super::state::State,
+    account_id: &str,
+    method: &Method,
+    rest: &[&str],
+    body: &Bytes,
+) -> Answer {
+    let key = account_id.to_ascii_lowercase();
+    match rest {
+        ["clickwraps"] if method == Method::GET => {
+            let list = state.clickwraps.get(&key).cloned().unwrap_or_default();
+            let n = list.len();
+            Answer::Json(
+                StatusCode::OK,
+                json!({"clickwraps": list, "minimumPagesRemaining": 0, "page": 1, "pageSize": n}),
+            )
+        }
+        ["clickwraps"] if method == Method::POST => {
+            let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_REQUEST_BODY",
+                    "The request body is missing or improperly formatted.",
+                );
+            };
+            let name = fields
+                .get("name")
+                .or_else(|| fields.get("clickwrapName"))
+                .and_then(Value::as_str)
+                .unwrap_or("Untitled clickwrap");
+            let version = new_guid();
+            let clickwrap = json!({
+                "accountId": account_id,
+                "clickwrapId": new_guid(),
+                "clickwrapName": name,
+                "status": "inactive",
+                "versionNumber": 1,
+                "clickwrapVersionId": version,
+                "versionId": version,
+                "createdTime": crate::time::docusign_timestamp(SystemTime::now()),
+            });
+            state
+                .clickwraps
+                .entry(key)
+                .or_default()
+                .push(clickwrap.clone());
+            Answer::Json(StatusCode::CREATED, clickwrap)
+        }
+        ["clickwraps", id] if method == Method::GET => {
+            let found = state.clickwraps.get(&key).and_then(|list| {
+                list.iter()
+                    .find(|c| c["clickwrapId"].as_str() == Some(*id))
+                    .cloned()
+            });
+            match found {
+                Some(c) => Answer::Json(StatusCode::OK, c),
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    "CLICKWRAP_NOT_FOUND",
+                    "The clickwrap specified does not exist.",
+                ),
+            }
+        }
+        _ => not_found(),
+    }
+}
+
 /// Index of the user behind the request's bearer token, if it is live.
-fn live_user(shared: &Shared, parts: &http::request::Parts) -> Option<usize> {
+pub(crate) fn live_user(shared: &Shared, parts: &http::request::Parts) -> Option<usize> {
     let token = reply::bearer_token(&parts.headers)?;
     let state = shared.lock();
     state

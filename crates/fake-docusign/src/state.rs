@@ -25,6 +25,10 @@ pub(crate) struct Shared {
     pub(crate) account_authority: String,
     /// `127.0.0.2:PORT` of each REST host: its expected `Host` header.
     pub(crate) rest_authorities: Vec<String>,
+    /// `127.0.0.4:PORT` of the Admin API host.
+    pub(crate) admin_authority: String,
+    /// `127.0.0.5:PORT` of the api.docusign.com host.
+    pub(crate) platform_authority: String,
     state: Mutex<State>,
 }
 
@@ -33,12 +37,15 @@ impl Shared {
         config: FakeConfig,
         account_authority: String,
         rest_authorities: Vec<String>,
+        [admin_authority, platform_authority]: [String; 2],
     ) -> Self {
         let state = State::new(&config, rest_authorities.len());
         Shared {
             config,
             account_authority,
             rest_authorities,
+            admin_authority,
+            platform_authority,
             state: Mutex::new(state),
         }
     }
@@ -124,6 +131,10 @@ pub(crate) struct State {
     pub(crate) token_in_flight: u64,
     pub(crate) stats: FakeStats,
     pub(crate) rest_requests: Vec<RecordedRequest>,
+    pub(crate) admin_requests: Vec<RecordedRequest>,
+    pub(crate) platform_requests: Vec<RecordedRequest>,
+    /// Click API clickwraps, keyed by lower-case account id.
+    pub(crate) clickwraps: HashMap<String, Vec<serde_json::Value>>,
     pub(crate) token_requests: Vec<RecordedTokenRequest>,
     pub(crate) authorize_requests: Vec<RecordedAuthorizeRequest>,
     pub(crate) issued_secrets: Vec<String>,
@@ -178,6 +189,9 @@ impl State {
                 ..FakeStats::default()
             },
             rest_requests: Vec::new(),
+            admin_requests: Vec::new(),
+            platform_requests: Vec::new(),
+            clickwraps: HashMap::new(),
             token_requests: Vec::new(),
             authorize_requests: Vec::new(),
             issued_secrets: vec![config.client_secret.clone()],
