@@ -265,7 +265,10 @@ mod tests {
         }
     }
 
-    fn named(api: Api, path: &str) -> Result<(Option<&str>, Option<&str>), PathError> {
+    /// The account and organization a path names.
+    type Named<'a> = Result<(Option<&'a str>, Option<&'a str>), PathError>;
+
+    fn named(api: Api, path: &str) -> Named<'_> {
         parse_api_path(api, path).map(|p| (p.account, p.organization))
     }
 
@@ -273,7 +276,7 @@ mod tests {
     fn other_apis_follow_the_same_grammar() {
         use PathError::*;
         let org = "0b4e5a2c-1f3d-4e6a-9b8c-7d6e5f4a3b2c";
-        let table: &[(Api, String, Result<(Option<&str>, Option<&str>), PathError>)] = &[
+        let table: &[(Api, String, Named)] = &[
             (
                 Api::Click,
                 format!("/clickapi/v1/accounts/{ID}/clickwraps"),
