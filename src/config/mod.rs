@@ -236,6 +236,40 @@ secret = "0123456789abcdef0123456789abcdef"
     }
 
     #[test]
+    fn the_other_apis_keys_come_from_the_environment_too() {
+        let c = Config::from_toml_str(
+            MINIMAL,
+            env(&[
+                ("DSGW_DOCUSIGN_APIS", "esignature, Click,admin"),
+                (
+                    "DSGW_DOCUSIGN_ADMIN_API_URL",
+                    "https://egress.example.com/ds/management",
+                ),
+                ("DSGW_ACCESS_ALLOWED_ORGANIZATIONS", "ORG-1, org-2"),
+            ]),
+        )
+        .unwrap();
+        let apis = &c.docusign.apis;
+        assert_eq!(
+            apis.enabled.iter().collect::<Vec<_>>(),
+            vec![Api::Esignature, Api::Click, Api::Admin]
+        );
+        assert_eq!(
+            apis.admin_api_url.as_str(),
+            "https://egress.example.com/ds/management"
+        );
+        assert_eq!(
+            apis.platform_api_url.as_str(),
+            "https://api-d.docusign.com/"
+        );
+        assert!(c.access.organization_allowed("org-1"));
+        assert!(c.access.organization_allowed("ORG-2"));
+        assert!(!c.access.organization_allowed("org-3"));
+        let e = err(MINIMAL, &[("DSGW_DOCUSIGN_APIS", "esignature, rooms")]);
+        assert_eq!(e.key, "docusign.apis", "{e}");
+    }
+
+    #[test]
     fn errors_name_the_key() {
         assert_eq!(
             err("[docusign]\nclient_idd = \"x\"", &[]).key,

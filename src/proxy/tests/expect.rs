@@ -53,6 +53,13 @@ pub(super) fn check(case: &Case, decision: Decision) {
         (Decision::Forward(f), Some(to)) => {
             assert_eq!(f.upstream.addr.to_string(), *to, "{what}");
             assert!(f.session.tokens.expires_at > now_unix(), "{what}");
+            // TLS with the upstream's own name as SNI, the same in `Host`.
+            let host = &f.upstream.host;
+            let peer = crate::proxy::upstream::peer(&f);
+            assert_eq!(peer.sni, host.host, "{what}: SNI");
+            assert!(!peer.sni.is_empty(), "{what}: SNI");
+            assert_eq!(peer.scheme.to_string() == "HTTPS", host.tls, "{what}: TLS");
+            assert!(host.authority.starts_with(&peer.sni), "{what}: Host");
         }
         (Decision::Forward(f), None) => {
             panic!("{what}: forwarded to {} but should not be", f.upstream.addr)
