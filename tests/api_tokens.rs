@@ -7,17 +7,7 @@ use common::*;
 use docusign_gateway::crypto::api_token::{ApiTokens, AUDIENCE};
 use docusign_gateway::crypto::keys;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use reqwest::Response;
 use serde_json::{json, Value};
-
-async fn with_bearer(env: &Env, token: &str, path: &str) -> Response {
-    env.client
-        .get(env.url(path))
-        .header("Authorization", format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap()
-}
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -59,7 +49,7 @@ async fn curl_style_calls_with_a_gateway_token_survive_revocation() {
     let (token, _) = env.mint_token(&b).await;
     let (account, host) = env.accounts()[1].clone();
     let path = format!("/restapi/v2.1/accounts/{account}");
-    let r = with_bearer(&env, &token, &path).await;
+    let r = env.get_with_token(&token, &path).await;
     assert_eq!(r.status(), 200);
     let rec = env.fake.rest_requests().pop().unwrap();
     assert_eq!(rec.host_index, host);
@@ -71,7 +61,7 @@ async fn curl_style_calls_with_a_gateway_token_survive_revocation() {
     );
 
     // /auth/session answers a token too.
-    let r = with_bearer(&env, &token, "/auth/session").await;
+    let r = env.get_with_token(&token, "/auth/session").await;
     assert_eq!(r.status(), 200);
 
     env.fake.revoke_access_tokens();
@@ -207,9 +197,9 @@ async fn bad_tokens_are_401_and_nothing_is_forwarded() {
         assert_eq!(v["error"], "login_required", "{what}");
     }
     // The real token works, until it expires (api_token_ttl_secs = 2).
-    assert_eq!(with_bearer(&env, &token, &path).await.status(), 200);
+    assert_eq!(env.get_with_token(&token, &path).await.status(), 200);
     tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
-    assert_eq!(with_bearer(&env, &token, &path).await.status(), 401);
+    assert_eq!(env.get_with_token(&token, &path).await.status(), 401);
     assert_eq!(
         env.fake.rest_requests().len(),
         1,
@@ -224,7 +214,7 @@ async fn logout_ends_every_token_of_the_session() {
     let (t1, _) = env.mint_token(&b).await;
     let (t2, _) = env.mint_token(&b).await;
     let path = format!("/restapi/v2.1/accounts/{}", env.accounts()[0].0);
-    assert_eq!(with_bearer(&env, &t1, &path).await.status(), 200);
+    assert_eq!(env.get_with_token(&t1, &path).await.status(), 200);
     let r = env
         .client
         .post(env.url("/auth/logout"))
@@ -234,7 +224,7 @@ async fn logout_ends_every_token_of_the_session() {
         .unwrap();
     assert_eq!(r.status(), 200);
     for t in [&t1, &t2] {
-        let r = with_bearer(&env, t, &path).await;
+        let r = env.get_with_token(t, &path).await;
         assert_eq!(r.status(), 401);
     }
     assert_eq!(env.fake.rest_requests().len(), 1);

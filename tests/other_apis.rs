@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use fake_docusign::{RecordedRequest, DEMO_ORGANIZATION_ID};
-use reqwest::Response;
 use serde_json::Value;
 
 const ONE: &str = "a4ec37d6-04a4-4c8c-9f2a-6b3f1c2d3e4f";
@@ -86,15 +85,6 @@ fn expected_host(env: &Env, upstream: Upstream) -> String {
     }
 }
 
-async fn with_bearer(env: &Env, token: &str, path: &str) -> Response {
-    env.client
-        .get(env.url(path))
-        .header("Authorization", format!("Bearer {token}"))
-        .send()
-        .await
-        .expect("request")
-}
-
 /// The last request `upstream` received, which must be `path` as sent,
 /// with its own Host, DocuSign's bearer token and no gateway secret.
 fn assert_forwarded(env: &Env, upstream: Upstream, path: &str, not_in_it: &[&str]) {
@@ -139,7 +129,7 @@ async fn every_api_answers_through_the_cookie_and_a_gateway_token() {
         assert!(v.is_object(), "{path}: DocuSign's JSON");
         assert_forwarded(&env, upstream, &path, &[&session_cookie, &token]);
 
-        let r = with_bearer(&env, &token, &path).await;
+        let r = env.get_with_token(&token, &path).await;
         assert_eq!(r.status(), 200, "{path} with a gateway token");
         assert_forwarded(&env, upstream, &path, &[&session_cookie, &token]);
     }
@@ -174,7 +164,7 @@ async fn docusigns_401_is_refreshed_and_replayed_on_every_api() {
         let r = if i % 2 == 0 {
             env.get_as(&b, &path).await
         } else {
-            with_bearer(&env, &token, &path).await
+            env.get_with_token(&token, &path).await
         };
         assert_eq!(r.status(), 200, "{path}: replayed after the refresh");
         assert_eq!(env.fake.stats().token_refresh, i as u64 + 1, "{path}");
@@ -229,7 +219,7 @@ async fn an_api_not_enabled_is_404_and_its_host_hears_nothing() {
     for (path, _) in routes() {
         for r in [
             env.get_as(&b, &path).await,
-            with_bearer(&env, &token, &path).await,
+            env.get_with_token(&token, &path).await,
         ] {
             assert_eq!(r.status(), 404, "{path}");
             let v: Value = r.json().await.unwrap();
@@ -290,13 +280,13 @@ async fn scoped_tokens_and_metrics_cover_every_api() {
     let v: Value = r.json().await.unwrap();
     let token = v["token"].as_str().unwrap().to_string();
     let click = format!("/clickapi/v1/accounts/{ONE}/clickwraps");
-    assert_eq!(with_bearer(&env, &token, &click).await.status(), 200);
+    assert_eq!(env.get_with_token(&token, &click).await.status(), 200);
     for path in [
         "/management/v2/organizations".to_string(),
         format!("/v1/accounts/{ONE}/agreements"),
         format!("/restapi/v2.1/accounts/{ONE}"),
     ] {
-        let r = with_bearer(&env, &token, &path).await;
+        let r = env.get_with_token(&token, &path).await;
         assert_eq!(r.status(), 403, "{path}");
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"], "token_scope", "{path}");

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use common::*;
 use fake_docusign::TokenEndpointMode;
-use reqwest::Response;
 use serde_json::Value;
 
 const USER: &str = "4799e5e9-1559-4915-9862-cf4713bbcacc";
@@ -70,15 +69,6 @@ fn service_token(env: &Env, extra_args: &[&str]) -> String {
     text.trim_end().to_string()
 }
 
-async fn call(env: &Env, token: &str, path: &str) -> Response {
-    env.client
-        .get(env.url(path))
-        .header("Authorization", format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap()
-}
-
 /// The consent dance through the gateway's `/auth/consent` in a browser.
 async fn give_consent(env: &Env, consent_url: &str) {
     let mut b = env.browser();
@@ -117,7 +107,7 @@ async fn consent_then_curl_style_calls_as_the_service_user() {
     let env = &svc.env;
     let token = service_token(env, &[]);
 
-    let r = call(env, &token, &account_path()).await;
+    let r = env.get_with_token(&token, &account_path()).await;
     assert_eq!(r.status(), 403);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "consent_required");
@@ -128,7 +118,7 @@ async fn consent_then_curl_style_calls_as_the_service_user() {
     give_consent(env, &consent_url).await;
     assert!(env.fake.has_consent(USER));
 
-    let r = call(env, &token, &account_path()).await;
+    let r = env.get_with_token(&token, &account_path()).await;
     assert_eq!(r.status(), 200);
     let rest = env.fake.rest_requests();
     let last = rest.last().unwrap();
@@ -139,17 +129,17 @@ async fn consent_then_curl_style_calls_as_the_service_user() {
         .starts_with("Bearer "));
     assert!(!last.authorization.as_deref().unwrap().contains(&token));
     // Other paths go to the default account; foreign accounts are refused.
-    let r = call(
-        env,
-        &token,
-        "/restapi/v2.1/accounts/00000000-0000-0000-0000-000000000000",
-    )
-    .await;
+    let r = env
+        .get_with_token(
+            &token,
+            "/restapi/v2.1/accounts/00000000-0000-0000-0000-000000000000",
+        )
+        .await;
     assert_eq!(r.status(), 403);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "account_not_permitted");
 
-    let r = call(env, &token, "/auth/session").await;
+    let r = env.get_with_token(&token, "/auth/session").await;
     assert_eq!(r.status(), 200);
     let info: Value = r.json().await.unwrap();
     assert_eq!(info["service"], "backend");
@@ -176,13 +166,16 @@ async fn expiry_and_401_mint_once_for_100_concurrent_calls() {
     let token = service_token(env, &["--ttl-secs", "600"]);
     env.fake.set_consenting_user(USER);
     give_consent(env, &env.url("/auth/consent?service=backend")).await;
-    assert_eq!(call(env, &token, &account_path()).await.status(), 200);
+    assert_eq!(
+        env.get_with_token(&token, &account_path()).await.status(),
+        200
+    );
     assert_eq!(env.fake.stats().token_jwt, 1);
 
     // DocuSign refuses the token: 100 concurrent calls, one new grant, replays.
     env.fake.revoke_access_tokens();
     let path = account_path();
-    let calls = (0..100).map(|_| call(env, &token, &path));
+    let calls = (0..100).map(|_| env.get_with_token(&token, &path));
     for r in futures_util::future::join_all(calls).await {
         assert_eq!(r.status(), 200);
     }
@@ -191,11 +184,14 @@ async fn expiry_and_401_mint_once_for_100_concurrent_calls() {
     // A token about to expire (inside refresh_before_expiry) is replaced first.
     env.fake.set_access_token_ttl(Duration::from_secs(305));
     env.fake.revoke_access_tokens();
-    assert_eq!(call(env, &token, &account_path()).await.status(), 200);
+    assert_eq!(
+        env.get_with_token(&token, &account_path()).await.status(),
+        200
+    );
     assert_eq!(env.fake.stats().token_jwt, 3);
     tokio::time::sleep(Duration::from_millis(5500)).await;
     let path = account_path();
-    let calls = (0..100).map(|_| call(env, &token, &path));
+    let calls = (0..100).map(|_| env.get_with_token(&token, &path));
     for r in futures_util::future::join_all(calls).await {
         assert_eq!(r.status(), 200, "no client sees the expiry");
     }
@@ -210,15 +206,21 @@ async fn refused_assertion_and_token_endpoint_down() {
     give_consent(env, &env.url("/auth/consent?service=backend")).await;
     // A token that is due for renewal (inside the window) but still valid.
     env.fake.set_access_token_ttl(Duration::from_secs(301));
-    assert_eq!(call(env, &token, &account_path()).await.status(), 200);
+    assert_eq!(
+        env.get_with_token(&token, &account_path()).await.status(),
+        200
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
     // The token endpoint fails: the still-valid token keeps serving.
     env.fake.set_token_endpoint(TokenEndpointMode::ServerError);
-    assert_eq!(call(env, &token, &account_path()).await.status(), 200);
+    assert_eq!(
+        env.get_with_token(&token, &account_path()).await.status(),
+        200
+    );
     // DocuSign refuses that token too: 503 with Retry-After.
     env.fake.revoke_access_tokens();
-    let r = call(env, &token, &account_path()).await;
+    let r = env.get_with_token(&token, &account_path()).await;
     assert_eq!(r.status(), 503);
     assert!(r.headers().get("retry-after").is_some());
     let body: Value = r.json().await.unwrap();
@@ -227,13 +229,16 @@ async fn refused_assertion_and_token_endpoint_down() {
     // The failure is answered from memory for a few seconds (no grant storm).
     env.fake.set_token_endpoint(TokenEndpointMode::Normal);
     let grants = env.fake.token_requests().len();
-    assert_eq!(call(env, &token, &account_path()).await.status(), 503);
+    assert_eq!(
+        env.get_with_token(&token, &account_path()).await.status(),
+        503
+    );
     assert_eq!(env.fake.token_requests().len(), grants);
     tokio::time::sleep(Duration::from_millis(5100)).await;
 
     env.fake.remove_jwt_public_keys();
     for _ in 0..3 {
-        let r = call(env, &token, &account_path()).await;
+        let r = env.get_with_token(&token, &account_path()).await;
         assert_eq!(r.status(), 502);
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"], "service_auth_failed");
@@ -258,15 +263,21 @@ async fn not_before_revokes_older_tokens() {
     let env = &svc.env;
     give_consent(env, &env.url("/auth/consent?service=backend")).await;
     let old = service_token(env, &[]);
-    let r = call(env, &old, &account_path()).await;
+    let r = env.get_with_token(&old, &account_path()).await;
     assert_eq!(r.status(), 401);
     let wait_until = std::time::UNIX_EPOCH + Duration::from_secs(not_before);
     if let Ok(left) = wait_until.duration_since(std::time::SystemTime::now()) {
         tokio::time::sleep(left + Duration::from_millis(50)).await;
     }
     let new = service_token(env, &[]);
-    assert_eq!(call(env, &new, &account_path()).await.status(), 200);
-    assert_eq!(call(env, &old, &account_path()).await.status(), 401);
+    assert_eq!(
+        env.get_with_token(&new, &account_path()).await.status(),
+        200
+    );
+    assert_eq!(
+        env.get_with_token(&old, &account_path()).await.status(),
+        401
+    );
 }
 
 #[tokio::test]
@@ -275,9 +286,15 @@ async fn nothing_secret_in_any_log_line_at_trace() {
     let env = &svc.env;
     let token = service_token(env, &[]);
     give_consent(env, &env.url("/auth/consent?service=backend")).await;
-    assert_eq!(call(env, &token, &account_path()).await.status(), 200);
+    assert_eq!(
+        env.get_with_token(&token, &account_path()).await.status(),
+        200
+    );
     env.fake.revoke_access_tokens();
-    assert_eq!(call(env, &token, &account_path()).await.status(), 200);
+    assert_eq!(
+        env.get_with_token(&token, &account_path()).await.status(),
+        200
+    );
     let logs = env
         .gw
         .logs_with("replaying after DocuSign answered 401")
@@ -354,7 +371,7 @@ async fn a_service_whose_user_the_policy_refuses_gets_nothing_forwarded() {
     let env = &svc.env;
     give_consent(env, &env.url("/auth/consent?service=backend")).await;
     let token = service_token(env, &[]);
-    let r = call(env, &token, &account_path()).await;
+    let r = env.get_with_token(&token, &account_path()).await;
     assert_eq!(r.status(), 403);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "access_denied");
@@ -380,8 +397,8 @@ async fn the_token_command_mints_scoped_service_tokens() {
         ],
     );
     let envelopes = format!("{}/envelopes", account_path());
-    assert_eq!(call(env, &token, &envelopes).await.status(), 200);
-    let r = call(env, &token, &account_path()).await;
+    assert_eq!(env.get_with_token(&token, &envelopes).await.status(), 200);
+    let r = env.get_with_token(&token, &account_path()).await;
     assert_eq!(r.status(), 403);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "token_scope");
     let r = env
@@ -393,7 +410,8 @@ async fn the_token_command_mints_scoped_service_tokens() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403, "GET only");
-    let v: Value = call(env, &token, "/auth/session")
+    let v: Value = env
+        .get_with_token(&token, "/auth/session")
         .await
         .json()
         .await

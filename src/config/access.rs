@@ -125,21 +125,13 @@ impl AccessConfig {
 
     /// Whether a session may keep (and call) account `id`.
     pub fn account_allowed(&self, id: &str) -> bool {
-        self.allowed_accounts.is_empty()
-            || self
-                .allowed_accounts
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(id))
+        admits(&self.allowed_accounts, id)
     }
 
     /// Whether a call may name organization `id` (`/management/.../organizations/{id}`,
     /// `/v1/organizations/{id}`).
     pub fn organization_allowed(&self, id: &str) -> bool {
-        self.allowed_organizations.is_empty()
-            || self
-                .allowed_organizations
-                .iter()
-                .any(|o| o.eq_ignore_ascii_case(id))
+        admits(&self.allowed_organizations, id)
     }
 
     /// The policy as `check` prints it.
@@ -166,6 +158,25 @@ impl AccessConfig {
     }
 }
 
+/// Whether `list` (empty: any) holds `id`, in any case.
+fn admits(list: &[String], id: &str) -> bool {
+    list.is_empty() || list.iter().any(|a| a.eq_ignore_ascii_case(id))
+}
+
+/// Account or organization ids of `key`, trimmed and lower-cased; one that
+/// does not look like an id fails with `message`.
+fn ids(key: &str, raw: Vec<String>, message: &str) -> Result<Vec<String>, ConfigError> {
+    raw.into_iter()
+        .map(|id| {
+            let id = id.trim().to_ascii_lowercase();
+            match valid_account_id(&id) {
+                true => Ok(id),
+                false => Err(ConfigError::new(key, message)),
+            }
+        })
+        .collect()
+}
+
 pub(super) fn validate(raw: RawAccess) -> Result<AccessConfig, ConfigError> {
     let sized = |key: &str, n: usize| match n > MAX_ENTRIES {
         true => Err(ConfigError::new(
@@ -180,32 +191,20 @@ pub(super) fn validate(raw: RawAccess) -> Result<AccessConfig, ConfigError> {
         "access.allowed_email_domains",
         raw.allowed_email_domains.len(),
     )?;
-    let mut accounts = Vec::new();
-    for a in raw.allowed_accounts {
-        let a = a.trim().to_ascii_lowercase();
-        if !valid_account_id(&a) {
-            return Err(ConfigError::new(
-                "access.allowed_accounts",
-                "expected DocuSign account ids (1 to 64 letters, digits or '-')",
-            ));
-        }
-        accounts.push(a);
-    }
     sized(
         "access.allowed_organizations",
         raw.allowed_organizations.len(),
     )?;
-    let mut organizations = Vec::new();
-    for o in raw.allowed_organizations {
-        let o = o.trim().to_ascii_lowercase();
-        if !valid_account_id(&o) {
-            return Err(ConfigError::new(
-                "access.allowed_organizations",
-                "expected DocuSign organization ids (GUIDs: letters, digits and '-')",
-            ));
-        }
-        organizations.push(o);
-    }
+    let accounts = ids(
+        "access.allowed_accounts",
+        raw.allowed_accounts,
+        "expected DocuSign account ids (1 to 64 letters, digits or '-')",
+    )?;
+    let organizations = ids(
+        "access.allowed_organizations",
+        raw.allowed_organizations,
+        "expected DocuSign organization ids (GUIDs: letters, digits and '-')",
+    )?;
     let mut users = Vec::new();
     for u in raw.allowed_users {
         let u = u.trim().to_ascii_lowercase();

@@ -87,21 +87,9 @@ impl ApiHost {
     /// for that API when the URL ends in it (`/management`): the path is
     /// forwarded unchanged under what comes before.
     pub fn configured(url: &Url, route_prefix: Option<&str>) -> ApiHost {
-        let host = match url.host() {
-            Some(Host::Domain(d)) => d.to_ascii_lowercase(),
-            Some(Host::Ipv4(a)) => a.to_string(),
-            Some(Host::Ipv6(a)) => a.to_string(),
-            None => String::new(),
-        };
+        let host = host_name(url).unwrap_or_default();
         let tls = url.scheme() == "https";
-        let host_for_header = match url.host() {
-            Some(Host::Ipv6(_)) => format!("[{host}]"),
-            _ => host.clone(),
-        };
-        let authority = match url.port() {
-            Some(p) => format!("{host_for_header}:{p}"),
-            None => host_for_header,
-        };
+        let authority = authority(url, &host);
         let mut path = url.path().trim_end_matches('/');
         if let Some(prefix) = route_prefix {
             let cut = path.len().saturating_sub(prefix.len());
@@ -121,6 +109,29 @@ impl ApiHost {
     }
 }
 
+/// The URL's host as the peer's name and SNI: a domain in lower case, an
+/// address as text (IPv6 without brackets).
+fn host_name(url: &Url) -> Option<String> {
+    match url.host()? {
+        Host::Domain(d) => Some(d.to_ascii_lowercase()),
+        Host::Ipv4(a) => Some(a.to_string()),
+        Host::Ipv6(a) => Some(a.to_string()),
+    }
+}
+
+/// The `Host` header for `url` whose host is `host`: IPv6 in brackets, the
+/// port only when the URL names one.
+fn authority(url: &Url, host: &str) -> String {
+    let host = match url.host() {
+        Some(Host::Ipv6(_)) => format!("[{host}]"),
+        _ => host.to_string(),
+    };
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    }
+}
+
 impl HostPolicy {
     /// Checks a `base_uri`; the error says why no token may go there.
     pub fn check(&self, base_uri: &str) -> Result<ApiHost, HostRefused> {
@@ -135,26 +146,14 @@ impl HostPolicy {
         if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
             return Err(HostRefused::CredentialsOrQuery);
         }
-        let host = match url.host() {
-            Some(Host::Domain(d)) => d.to_ascii_lowercase(),
-            Some(Host::Ipv4(a)) => a.to_string(),
-            Some(Host::Ipv6(a)) => a.to_string(),
-            None => return Err(HostRefused::NoHost),
-        };
+        let host = host_name(&url).ok_or(HostRefused::NoHost)?;
         let port = url
             .port_or_known_default()
             .unwrap_or(if tls { 443 } else { 80 });
         if !self.allows(&host, port) {
             return Err(HostRefused::NotAllowed { host, port });
         }
-        let host_for_header = match url.host() {
-            Some(Host::Ipv6(_)) => format!("[{host}]"),
-            _ => host.clone(),
-        };
-        let authority = match url.port() {
-            Some(p) => format!("{host_for_header}:{p}"),
-            None => host_for_header,
-        };
+        let authority = authority(&url, &host);
         Ok(ApiHost {
             tls,
             host,

@@ -2,6 +2,7 @@
 //! the gateway does with a request head, before anything is forwarded.
 //! In-process and free of pingora's session, so it is tested as a table.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::http::RequestHeader;
@@ -15,6 +16,7 @@ use crate::auth::{self, policy, store_unavailable, Caller};
 use crate::config::{AccessConfig, Api};
 use crate::crypto::api_token::is_service;
 use crate::crypto::scope::{Outside, Scope};
+use crate::docusign::api_host::ApiHost;
 use crate::ops::audit::{self, Event};
 use crate::session::refresh::Freshness;
 use crate::session::{Account, Session};
@@ -194,15 +196,7 @@ impl Gateway {
                 warn!(account = %account.account_id, %reason, "REST host refused");
                 Reply::error(502, "api_host_not_allowed", &reason.to_string())
             })?;
-        let addr = self
-            .resolver
-            .resolve(&host.host, host.port)
-            .await
-            .map_err(|reason| {
-                warn!(host = %host.host, %reason, "REST host unreachable");
-                Reply::error(502, "upstream_unreachable", &reason.to_string())
-            })?;
-        Ok(Upstream { addr, host })
+        self.resolved(host).await
     }
 
     /// Where an Admin or platform call goes: the configured host of that
@@ -212,6 +206,11 @@ impl Gateway {
             Api::Admin => self.fixed_hosts.admin.clone(),
             _ => self.fixed_hosts.platform.clone(),
         };
+        self.resolved(host).await
+    }
+
+    /// `host` with its address (502 `upstream_unreachable` when it has none).
+    async fn resolved(&self, host: Arc<ApiHost>) -> Result<Upstream, Reply> {
         let addr = self
             .resolver
             .resolve(&host.host, host.port)

@@ -515,6 +515,16 @@ secure_cookie = false
             .expect("request")
     }
 
+    /// GET a gateway path with a gateway token (or a service token).
+    pub async fn get_with_token(&self, token: &str, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .header("Authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// POST a JSON body to a gateway path with this browser's cookies.
     pub async fn post_json_as(&self, b: &Browser, path: &str, body: &str) -> Response {
         self.client

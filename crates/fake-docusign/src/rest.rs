@@ -212,12 +212,9 @@ fn route(host: &RestHost, parts: &http::request::Parts, body: &Bytes) -> Answer 
             Answer::Json(StatusCode::OK, list_json(state.envelopes(account_id)))
         }
         ["envelopes"] if method == Method::POST => {
-            let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "INVALID_REQUEST_BODY",
-                    "The request body is missing or improperly formatted.",
-                );
+            let fields = match json_object(body) {
+                Ok(fields) => fields,
+                Err(answer) => return answer,
             };
             let envelope = Envelope::from_request(new_guid(), &fields);
             let summary = envelope.summary_json();
@@ -244,6 +241,18 @@ fn route(host: &RestHost, parts: &http::request::Parts, body: &Bytes) -> Answer 
     }
 }
 
+/// A JSON object body, or DocuSign's 400 for anything else.
+fn json_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, Answer> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(fields)) => Ok(fields),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST_BODY",
+            "The request body is missing or improperly formatted.",
+        )),
+    }
+}
+
 /// The Click API (`/clickapi/v1/accounts/{id}/clickwraps[/{id}]`) on the
 /// account's REST host: list, create, get.
 fn clickwraps(
@@ -264,12 +273,9 @@ fn clickwraps(
             )
         }
         ["clickwraps"] if method == Method::POST => {
-            let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "INVALID_REQUEST_BODY",
-                    "The request body is missing or improperly formatted.",
-                );
+            let fields = match json_object(body) {
+                Ok(fields) => fields,
+                Err(answer) => return answer,
             };
             let name = fields
                 .get("name")
