@@ -8,6 +8,7 @@
 //!   feature, on by default).
 //! - `proxy`: the request path (pingora's `ProxyHttp`), routing, resolving.
 //! - `auth`: login, callback, session info, tokens, logout; who is calling.
+//!   `webhook` (its peer): DocuSign Connect messages, verified, stored, delivered.
 //! - `session`: the session data, its store, keeping its tokens fresh.
 //! - `docusign`: the OAuth client for DocuSign's account server; REST hosts.
 //! - `crypto`, `web`, `ops`: cookie and token crypto; replies; metrics, logs.
@@ -24,3 +25,4 @@ pub mod server;
 pub mod session;
 pub mod util;
 pub mod web;
+pub mod webhook;

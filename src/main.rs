@@ -94,6 +94,12 @@ enum Command {
         #[arg(long = "path")]
         paths: Vec<String>,
     },
+    /// DocuSign Connect webhooks kept in the Redis store: list the dead
+    /// messages of a `[[webhook]]`, or queue them again.
+    Webhooks {
+        #[command(subcommand)]
+        action: WebhooksAction,
+    },
     /// Run the gateway with the built-in fake DocuSign on loopback.
     #[cfg(feature = "fake")]
     Demo {
@@ -133,6 +139,24 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum WebhooksAction {
+    /// List the dead messages (retried for retry_for_secs, kept 7 days),
+    /// one JSON object per line, oldest first; never the body.
+    Dead {
+        /// The `[[webhook]]` name.
+        name: String,
+    },
+    /// Queue dead messages again (all of them, or the one with this id):
+    /// delivered with their event id, retried for retry_for_secs anew.
+    Replay {
+        /// The `[[webhook]]` name.
+        name: String,
+        /// The event id (X-Dsgw-Event-Id) of one dead message.
+        id: Option<String>,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run) {
@@ -141,6 +165,7 @@ fn main() -> ExitCode {
             docusign_gateway::server::run(cfg, cli.upgrade).map_err(|e| e.to_string())
         }),
         Command::Check => check(&cli.config),
+        Command::Webhooks { action } => webhooks(&cli.config, action),
         Command::Health { addr } => health(&cli.config, addr),
         Command::Token {
             service,
@@ -287,6 +312,37 @@ fn token(path: &Path, service: &str, args: TokenArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// `webhooks dead` / `webhooks replay`.
+fn webhooks(path: &Path, action: WebhooksAction) -> Result<(), String> {
+    use docusign_gateway::webhook::admin;
+    let cfg = load(path)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        match action {
+            WebhooksAction::Dead { name } => {
+                for dead in admin::dead(&cfg, &name).await? {
+                    println!(
+                        "{}",
+                        serde_json::to_string(&dead).map_err(|e| e.to_string())?
+                    );
+                }
+                Ok(())
+            }
+            WebhooksAction::Replay { name, id } => {
+                let n = admin::replay(&cfg, &name, id.as_deref()).await?;
+                if n == 0 && id.is_some() {
+                    return Err(format!("webhook {name}: no dead message with that id"));
+                }
+                println!("{n} message(s) of webhook {name} queued again");
+                Ok(())
+            }
+        }
+    })
+}
+
 /// Exactly start-up's validation, then the effective configuration.
 fn check(path: &Path) -> Result<(), String> {
     let text = config::read_file(path).map_err(|e| e.to_string())?;
@@ -321,6 +377,16 @@ fn check(path: &Path) -> Result<(), String> {
             svc.name,
             svc.user_id,
             cfg.public_link(&format!("/auth/consent?service={}", svc.name))
+        );
+    }
+    for hook in &cfg.webhooks {
+        println!(
+            "# webhook {}: Connect posts to {}, delivered to {}; {} HMAC key(s) from {}",
+            hook.name,
+            cfg.public_link(&format!("/webhooks/{}", hook.name)),
+            hook.forward_to,
+            hook.hmac_keys.len(),
+            hook.hmac_keys_env,
         );
     }
     print!("{}", raw.masked_toml());

@@ -16,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["crypto", "web", "ops"],
     &["docusign"],
     &["session"],
-    &["auth"],
+    &["auth", "webhook"],
     &["proxy"],
     &["server"],
 ];

@@ -175,10 +175,11 @@ fn redirect_uri(
         || super::apis::Api::of_path(callback_path).is_some()
         || callback_path.contains(['?', '#', ' '])
         || crate::util::paths::is_reserved_path(callback_path)
+        || callback_path.starts_with(crate::util::paths::WEBHOOKS_PREFIX)
     {
         return Err(ConfigError::new(
             KEY,
-            "expected an absolute path such as \"/auth/docusign/callback\" that is not under an API's prefix (/restapi/, /clickapi/, /management/, /v1/accounts/, /v1/organizations/) and not another gateway endpoint",
+            "expected an absolute path such as \"/auth/docusign/callback\" that is not under an API's prefix (/restapi/, /clickapi/, /management/, /v1/accounts/, /v1/organizations/) and not another gateway endpoint (/auth/..., /webhooks/...)",
         ));
     }
     let base = public_url.as_str().trim_end_matches('/');

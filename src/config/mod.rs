@@ -28,6 +28,7 @@ mod service;
 mod session;
 mod urls;
 pub mod warnings;
+mod webhook;
 
 pub use access::{email_domain, AccessConfig, DomainPattern, Refusal as AccessRefusal};
 pub use apis::{Api, ApiSet, Apis};
@@ -41,6 +42,7 @@ pub use redis::{redacted, RedisConfig, RedisTarget, StoreKind};
 pub use server::{default_upgrade_sock, ServerConfig, TlsFiles};
 pub use service::{parse_rsa_pem, ServiceConfig};
 pub use session::SessionConfig;
+pub use webhook::{valid_name as valid_webhook_name, WebhookConfig};
 
 use std::path::Path;
 use std::time::Duration;
@@ -70,6 +72,8 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// `[[service]]`: back-end services using the JWT grant.
     pub services: Vec<ServiceConfig>,
+    /// `[[webhook]]`: DocuSign Connect listeners.
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 impl Config {
@@ -100,6 +104,7 @@ impl Config {
             redis,
             access,
             services,
+            webhooks,
             origins,
         } = raw;
         let redis = redis::validate(session.store, redis)?;
@@ -111,6 +116,7 @@ impl Config {
         let services = service::validate(services)?;
         let access = access::validate(access)?;
         access::check_services(&access, &services)?;
+        let webhooks = webhook::validate(webhooks)?;
         Ok(Config {
             server,
             docusign,
@@ -120,6 +126,7 @@ impl Config {
             access,
             redis,
             services,
+            webhooks,
         })
     }
 
@@ -132,6 +139,11 @@ impl Config {
     /// token's lifetime.
     pub fn session_lifetime(&self) -> Duration {
         self.session.ttl.min(self.docusign.refresh_token_ttl)
+    }
+
+    /// The `[[webhook]]` named `name`.
+    pub fn webhook(&self, name: &str) -> Option<&WebhookConfig> {
+        self.webhooks.iter().find(|w| w.name == name)
     }
 
     /// The `[[service]]` named `name`.

@@ -27,6 +27,9 @@ pub struct RawConfig {
     /// `[[service]]`: back-end services using the JWT grant.
     #[serde(rename = "service", skip_serializing_if = "Vec::is_empty")]
     pub(super) services: Vec<super::service::RawService>,
+    /// `[[webhook]]`: DocuSign Connect listeners.
+    #[serde(rename = "webhook", skip_serializing_if = "Vec::is_empty")]
+    pub(super) webhooks: Vec<super::webhook::RawWebhook>,
     /// Which keys the environment set (errors never quote those values).
     #[serde(skip)]
     pub(super) origins: Origins,
@@ -250,6 +253,7 @@ impl RawConfig {
         let mut raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| origins.serde_error(e.path().to_string(), e.inner().message()))?;
         raw.origins = origins;
+        super::webhook::read_keys(&mut raw.webhooks, &env);
         if raw.server.upgrade_sock.is_none() {
             let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
             let path = default_upgrade_sock(var);

@@ -104,6 +104,16 @@ pub fn warnings(
             ));
         }
     }
+    if cfg.redis.is_none() {
+        for hook in &cfg.webhooks {
+            out.push(warning(
+                &format!("webhook.{}", hook.name),
+                "with session.store = \"memory\" its messages are kept in this process only: \
+                 a restart loses those not delivered yet, and `webhooks dead`/`replay` cannot \
+                 reach them; use session.store = \"redis\" to keep them",
+            ));
+        }
+    }
     let window = cfg.session.refresh_before_expiry.as_secs();
     if window >= ACCESS_TOKEN_LIFETIME_SECS {
         out.push(warning(

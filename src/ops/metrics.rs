@@ -133,6 +133,26 @@ label!(
     }
 );
 
+label!(
+    /// `outcome` of `dsgw_webhook_received_total`.
+    WebhookReceived {
+        Accepted => "accepted",
+        Duplicate => "duplicate",
+        InvalidSignature => "invalid_signature",
+        TooLarge => "too_large",
+        StoreUnavailable => "store_unavailable",
+    }
+);
+
+label!(
+    /// `outcome` of `dsgw_webhook_deliveries_total`.
+    WebhookDelivery {
+        Delivered => "delivered",
+        Failed => "failed",
+        Dead => "dead",
+    }
+);
+
 /// `api` of `dsgw_forwarded_requests_total`: the API of `docusign.apis`.
 impl Label for Api {
     const ALL: &'static [Self] = &Api::ALL;
@@ -168,6 +188,14 @@ pub struct Metrics {
     pub tls_handshake_failures: IntCounter,
     /// `service`: the `[[service]]` name; `outcome`: [`MintOutcome`].
     pub service_mints: IntCounterVec,
+    /// `webhook`, `outcome`: Connect messages received ([`WebhookReceived`]).
+    pub webhook_received: IntCounterVec,
+    /// `webhook`, `outcome`: delivery attempts' outcomes ([`WebhookDelivery`]).
+    pub webhook_deliveries: IntCounterVec,
+    /// `webhook`: messages stored and not delivered or dead yet.
+    pub webhook_pending: IntGaugeVec,
+    /// `webhook`: from acceptance to the app's 2xx.
+    pub webhook_delivery_seconds: HistogramVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -258,6 +286,39 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["service", "outcome"],
         )
         .expect("metric"),
+        webhook_received: IntCounterVec::new(
+            Opts::new(
+                "dsgw_webhook_received_total",
+                "Connect messages received, by webhook and outcome",
+            ),
+            &["webhook", "outcome"],
+        )
+        .expect("metric"),
+        webhook_deliveries: IntCounterVec::new(
+            Opts::new(
+                "dsgw_webhook_deliveries_total",
+                "Webhook delivery attempts to the app, by webhook and outcome",
+            ),
+            &["webhook", "outcome"],
+        )
+        .expect("metric"),
+        webhook_pending: IntGaugeVec::new(
+            Opts::new(
+                "dsgw_webhook_pending",
+                "Webhook messages stored and not delivered yet, by webhook",
+            ),
+            &["webhook"],
+        )
+        .expect("metric"),
+        webhook_delivery_seconds: HistogramVec::new(
+            HistogramOpts::new(
+                "dsgw_webhook_delivery_seconds",
+                "Time from a webhook message's acceptance to the app's 2xx, by webhook",
+            )
+            .buckets(exponential_buckets(0.005, 2.0, 20).unwrap_or_default()),
+            &["webhook"],
+        )
+        .expect("metric"),
     };
     let collectors: Vec<Box<dyn Collector>> = vec![
         Box::new(m.requests.clone()),
@@ -275,6 +336,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(m.ratelimited.clone()),
         Box::new(m.tls_handshake_failures.clone()),
         Box::new(m.service_mints.clone()),
+        Box::new(m.webhook_received.clone()),
+        Box::new(m.webhook_deliveries.clone()),
+        Box::new(m.webhook_pending.clone()),
+        Box::new(m.webhook_delivery_seconds.clone()),
     ];
     for c in collectors {
         let _ = prometheus::register(c);
@@ -344,6 +409,18 @@ impl Metrics {
     pub fn service_minted(&self, service: &str, outcome: MintOutcome) {
         self.service_mints
             .with_label_values(&[service, outcome.as_str()])
+            .inc();
+    }
+
+    pub fn webhook_received(&self, webhook: &str, outcome: WebhookReceived) {
+        self.webhook_received
+            .with_label_values(&[webhook, outcome.as_str()])
+            .inc();
+    }
+
+    pub fn webhook_delivery(&self, webhook: &str, outcome: WebhookDelivery) {
+        self.webhook_deliveries
+            .with_label_values(&[webhook, outcome.as_str()])
             .inc();
     }
 
@@ -505,6 +582,8 @@ mod tests {
         documented::<RefreshOutcome>("dsgw_token_refreshes_total");
         documented::<MintOutcome>("dsgw_service_token_mints_total");
         documented::<RateLimitReason>("dsgw_ratelimited_total");
+        documented::<WebhookReceived>("dsgw_webhook_received_total");
+        documented::<WebhookDelivery>("dsgw_webhook_deliveries_total");
     }
 
     #[test]

@@ -58,11 +58,8 @@ impl Gateway {
                 auth::revoke_token(auth, req, id).await
             }
             Route::Consent => auth::consent(auth, req),
-            Route::NotFound => Reply::error(
-                404,
-                "not_found",
-                "The gateway serves /auth/... and the paths of the DocuSign APIs it is configured for (docusign.apis).",
-            ),
+            // Read and answered in `request_filter` (it needs the body).
+            Route::NotFound | Route::Webhook => super::not_found(),
             Route::Api(api) => match self.prepare_forward(api, req).await {
                 Ok(forwarding) => return Decision::Forward(forwarding),
                 Err(reply) => reply,

@@ -74,6 +74,7 @@ use crate::session::{MemoryStore, SessionStore};
 use crate::util::paths::CONSENT_PATH;
 use crate::util::time::{system_clock, Clock};
 use crate::web::reply::Reply;
+use crate::webhook::Webhooks;
 use resolver::Resolver;
 use router::Route;
 
@@ -93,6 +94,8 @@ pub struct Parts {
     pub clock: Arc<dyn Clock>,
     /// Counts calls per session for `limits.session_hourly`.
     pub calls: Arc<dyn CallCounter>,
+    /// Where webhook messages are kept (memory or the session store's Redis).
+    pub webhooks: Arc<Webhooks>,
 }
 
 /// Shared state of the gateway; one instance serves every request.
@@ -102,6 +105,8 @@ pub struct Gateway {
     resolver: Resolver,
     calls: Arc<dyn CallCounter>,
     fixed_hosts: FixedHosts,
+    /// `[[webhook]]`: Connect messages received here.
+    webhooks: Arc<Webhooks>,
 }
 
 /// The hosts of the APIs that do not live on an account's REST host.
@@ -130,12 +135,14 @@ impl Gateway {
     /// in memory or in Redis (`session.store`), the system clock.
     pub fn new(cfg: Config) -> Result<Gateway, GatewayError> {
         let clock = system_clock();
-        let (store, calls) = session_store(&cfg, clock.clone())?;
+        let (store, calls, redis) = session_store(&cfg, clock.clone())?;
+        let webhooks = Arc::new(Webhooks::new(&cfg, redis.as_ref()));
         let parts = Parts {
             sessions: store,
             account_server: Arc::new(DocuSignClient::new(&cfg)?),
             calls,
             clock,
+            webhooks,
         };
         Ok(Gateway::from_parts(cfg, parts))
     }
@@ -198,7 +205,13 @@ impl Gateway {
             resolver: Resolver::new(),
             calls: parts.calls,
             fixed_hosts,
+            webhooks: parts.webhooks,
         }
+    }
+
+    /// The webhooks, for their delivery service.
+    pub fn webhooks(&self) -> &Arc<Webhooks> {
+        &self.webhooks
     }
 }
 
@@ -217,8 +230,13 @@ fn refresh_policy(cfg: &Config) -> RefreshPolicy {
     }
 }
 
-/// A session store and the call counter that shares its storage.
-type Stores = (Arc<dyn SessionStore>, Arc<dyn CallCounter>);
+/// A session store, the call counter that shares its storage, and its
+/// Redis (which the webhooks use too).
+type Stores = (
+    Arc<dyn SessionStore>,
+    Arc<dyn CallCounter>,
+    Option<crate::session::redis::RedisBackend>,
+);
 
 /// The configured session store, with its `dsgw_sessions` gauge, and the
 /// counter of `limits.session_hourly` in the same place (memory or Redis).
@@ -233,7 +251,7 @@ fn session_store(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Stores, GatewayE
         let live = store.clone();
         metrics::register_live_gauge("dsgw_sessions", "Live sessions", move || live.len() as i64);
         let calls = MemoryCallCounter::new(cfg.session.max_sessions, clock);
-        return Ok((store, Arc::new(calls)));
+        return Ok((store, Arc::new(calls), None));
     };
     let settings = RedisSettings {
         target: match &redis.target {
@@ -252,6 +270,7 @@ fn session_store(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Stores, GatewayE
         .map_err(|e| GatewayError::SessionStore(e.to_string()))?;
     // `limits.session_hourly` is counted in the same Redis, for every instance.
     let calls = Arc::new(RedisCallCounter::new(store.backend().clone(), clock));
+    let backend = store.backend().clone();
     let store = Arc::new(store);
     let live = store.clone();
     metrics::register_live_gauge(
@@ -259,7 +278,7 @@ fn session_store(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Stores, GatewayE
         "Sessions (approximate with the Redis store: keys in Redis)",
         move || live.approx_count(),
     );
-    Ok((store, calls))
+    Ok((store, calls, Some(backend)))
 }
 
 #[async_trait]
@@ -289,14 +308,21 @@ impl ProxyHttp for Gateway {
         let path = downstream.req_header().uri.path();
         let docusign = &self.auth.cfg.docusign;
         ctx.route = router::route(path, &docusign.callback_path, docusign.apis.enabled);
+        if ctx.route == Route::Webhook {
+            let reply = self.webhook(downstream).await;
+            reply.send(downstream).await?;
+            return Ok(true);
+        }
         let body = match ctx.route {
-            Route::Token => match read_small_body(downstream).await {
-                Ok(body) => body,
-                Err(reply) => {
-                    reply.send(downstream).await?;
-                    return Ok(true);
+            Route::Token => {
+                match read_body(downstream, MAX_GRANT_BODY_BYTES, SMALL_BODY_TIMEOUT).await {
+                    Ok(body) => body,
+                    Err(reply) => {
+                        reply.send(downstream).await?;
+                        return Ok(true);
+                    }
                 }
-            },
+            }
             _ => Bytes::new(),
         };
         let req = downstream.req_header();
@@ -421,16 +447,64 @@ impl ProxyHttp for Gateway {
 
 /// How long the body of a request the gateway reads itself may take.
 const SMALL_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a webhook message's body may take (up to `max_body_bytes`).
+const WEBHOOK_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Gateway {
+    /// `POST /webhooks/<name>`: read whole (bounded by the webhook's
+    /// `max_body_bytes`), verified and stored (`webhook`).
+    async fn webhook(&self, downstream: &mut Downstream) -> Reply {
+        let req = downstream.req_header();
+        if req.method != http::Method::POST {
+            return Reply::error(
+                405,
+                "method_not_allowed",
+                "Connect posts its messages: POST only.",
+            )
+            .header("Allow", "POST");
+        }
+        let Some(hook) = self.webhooks.of_path(req.uri.path()).cloned() else {
+            return not_found();
+        };
+        let limit = hook.cfg.max_body_bytes;
+        let declared = req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return crate::webhook::too_large(&hook);
+        }
+        match read_body(downstream, limit, WEBHOOK_BODY_TIMEOUT).await {
+            Ok(body) => hook.receive(downstream.req_header(), body).await,
+            Err(reply) if reply.status == 413 => crate::webhook::too_large(&hook),
+            Err(reply) => reply,
+        }
+    }
+}
+
+/// The 404 of a path the gateway neither answers nor forwards.
+pub(crate) fn not_found() -> Reply {
+    Reply::error(
+        404,
+        "not_found",
+        "The gateway serves /auth/..., /webhooks/<name> and the paths of the DocuSign APIs it is configured for (docusign.apis).",
+    )
+}
 
 /// The whole body of a request the gateway answers itself (the JSON of
-/// `POST /auth/token`), at most [`MAX_GRANT_BODY_BYTES`]: 413 past it, 408
-/// when it does not arrive within [`SMALL_BODY_TIMEOUT`].
-async fn read_small_body(downstream: &mut Downstream) -> std::result::Result<Bytes, Reply> {
+/// `POST /auth/token`, a webhook message), at most `limit` bytes: 413 past
+/// it, 408 when it does not arrive within `timeout`.
+async fn read_body(
+    downstream: &mut Downstream,
+    limit: usize,
+    timeout: Duration,
+) -> std::result::Result<Bytes, Reply> {
     let too_large = || {
         Reply::error(
             413,
             "body_too_large",
-            &format!("The body of this request may have at most {MAX_GRANT_BODY_BYTES} bytes."),
+            &format!("The body of this request may have at most {limit} bytes."),
         )
         .header("Connection", "close")
     };
@@ -440,14 +514,14 @@ async fn read_small_body(downstream: &mut Downstream) -> std::result::Result<Byt
             while let Some(chunk) = downstream.read_request_body().await.map_err(|_| {
                 Reply::error(400, "bad_request", "The request body could not be read.")
             })? {
-                if body.len() + chunk.len() > MAX_GRANT_BODY_BYTES {
+                if body.len() + chunk.len() > limit {
                     return Err(too_large());
                 }
                 body.extend_from_slice(&chunk);
             }
             Ok(body.freeze())
         };
-    match tokio::time::timeout(SMALL_BODY_TIMEOUT, read).await {
+    match tokio::time::timeout(timeout, read).await {
         Ok(result) => result,
         Err(_) => Err(Reply::error(
             408,

@@ -21,6 +21,8 @@ pub enum Route {
     TokenItem,
     /// Sends a service's DocuSign user to consent (service mode).
     Consent,
+    /// `POST /webhooks/<name>`: a DocuSign Connect message.
+    Webhook,
     /// Forwarded to DocuSign: the API the path belongs to (one of `apis`).
     Api(Api),
     NotFound,
@@ -44,6 +46,7 @@ pub fn route(path: &str, callback_path: &str, apis: ApiSet) -> Route {
         }
         CONSENT_PATH => Route::Consent,
         p if p == callback_path => Route::Callback,
+        p if p.starts_with(WEBHOOKS_PREFIX) => Route::Webhook,
         p => match Api::of_path(p) {
             Some(api) if apis.contains(api) => Route::Api(api),
             _ => Route::NotFound,

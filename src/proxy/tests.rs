@@ -141,6 +141,7 @@ async fn gateway(world: World) -> (Gateway, Arc<Session>, Arc<ManualClock>) {
         account_server: Arc::new(Scripted(Mutex::new(refresh))),
         clock: clock.clone(),
         calls,
+        webhooks: Arc::new(crate::webhook::Webhooks::new(&cfg, None)),
     };
     let gw = Gateway::from_parts(cfg, parts);
     let now = clock.now_unix();

@@ -87,6 +87,7 @@ pub fn build(cfg: Config, upgrade: bool) -> Result<(Server, Arc<Conns>), ServerE
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
     let gateway = Gateway::new(cfg)?;
+    let webhooks = gateway.webhooks().clone();
     let mut proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
     proxy.h2_options = Some(h2_options(max_header));
     let mut service = Service::new(
@@ -102,6 +103,12 @@ pub fn build(cfg: Config, upgrade: bool) -> Result<(Server, Arc<Conns>), ServerE
     }
     service.add_listener(endpoint);
     server.add_service(service);
+    if !webhooks.is_empty() {
+        server.add_service(pingora::services::background::background_service(
+            "webhook delivery",
+            webhooks.delivery_service(),
+        ));
+    }
     if let Some(addr) = metrics_listen {
         let mut metrics = prometheus::service();
         metrics.add_tcp(&addr.to_string());

@@ -14,6 +14,8 @@ pub const TOKEN_PATH: &str = "/auth/token";
 pub const CONSENT_PATH: &str = "/auth/consent";
 pub const HEALTH_PATH: &str = "/healthz";
 pub const READY_PATH: &str = "/readyz";
+/// DocuSign Connect posts to `WEBHOOKS_PREFIX<name>` (`[[webhook]]`).
+pub const WEBHOOKS_PREFIX: &str = "/webhooks/";
 
 /// Paths the gateway answers itself (the callback path may not shadow them).
 pub fn is_reserved_path(path: &str) -> bool {

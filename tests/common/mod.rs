@@ -16,6 +16,7 @@ use reqwest::{Client, Response};
 
 pub mod multi;
 pub mod redis;
+pub mod webhook;
 
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
 pub const COOKIE_NAME: &str = "dsgw_session";

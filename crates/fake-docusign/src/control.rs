@@ -12,6 +12,14 @@
 //! - `POST /_fake/rate-limit?account=ID&hourly=N&burst=N&remaining=N&reset_in=SECS&burst_used=N`
 //!   (every parameter optional; without `account` the limits apply to every
 //!   account without limits of its own)
+//! - `POST /_fake/connect/listener?url=URL&keys=K1,K2&max_attempts=N&first_retry_ms=N`
+//!   (replaces the Connect listeners with this one; only `url` required;
+//!   the answer shows the number of keys, never the keys)
+//! - `POST /_fake/connect/send` (body: the raw message, sent byte for byte;
+//!   empty: a sample `envelope-completed` event of the first user's first
+//!   account and `SAMPLE_ENVELOPE_ID`); answers `{"message_id": N}`
+//! - `GET  /_fake/connect/attempts`: `{"attempts": [...]}`, the recorded
+//!   delivery attempts, oldest first
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,9 +29,12 @@ use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{json, Value};
 
+use super::connect::{delivery, event_body, ConnectListener, EventIds};
+use super::envelopes::SAMPLE_ENVELOPE_ID;
 use super::ratelimit::{AccountLimits, DEFAULT_BURST_LIMIT, DEFAULT_HOURLY_LIMIT};
 use super::records::TokenEndpointMode;
 use super::reply::{self, param, parse_form};
@@ -40,6 +51,9 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_fake/token-endpoint", post(token_endpoint))
         .route("/_fake/jwt-public-key", post(jwt_public_key))
         .route("/_fake/rate-limit", post(rate_limit))
+        .route("/_fake/connect/listener", post(connect_listener))
+        .route("/_fake/connect/send", post(connect_send))
+        .route("/_fake/connect/attempts", get(connect_attempts))
 }
 
 fn ok(value: Value) -> Response {
@@ -151,4 +165,81 @@ async fn rate_limit(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery
         rates.set_burst_used(id, *used, now);
     }
     ok(json!({"rate_limit": "set"}))
+}
+
+/// A listener from `url`, `keys` (comma-separated), `max_attempts` and
+/// `first_retry_ms`, with the defaults for what is missing.
+fn listener_of(params: &[(String, String)]) -> Result<ConnectListener, &'static str> {
+    let url = param(params, "url").ok_or("url is required")?;
+    let keys = param(params, "keys")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut listener = ConnectListener::new(url, keys);
+    if let Some(n) = param(params, "max_attempts") {
+        listener.max_attempts = n.parse().map_err(|_| "max_attempts must be a number")?;
+    }
+    if let Some(ms) = param(params, "first_retry_ms") {
+        let ms = ms.parse().map_err(|_| "first_retry_ms must be a number")?;
+        listener.first_retry = Duration::from_millis(ms);
+    }
+    Ok(listener)
+}
+
+async fn connect_listener(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let (params, _) = parse_form(query.unwrap_or_default().as_bytes());
+    let listener = match listener_of(&params) {
+        Ok(listener) => listener,
+        Err(message) => return bad_request(message),
+    };
+    if let Err(message) = listener.validate() {
+        return bad_request(&message);
+    }
+    let answer = json!({
+        "url": listener.url,
+        "hmac_keys": listener.hmac_keys.len(),
+        "max_attempts": listener.max_attempts,
+        "first_retry_ms": u64::try_from(listener.first_retry.as_millis()).unwrap_or(u64::MAX),
+    });
+    shared.lock().connect_listeners = vec![listener];
+    ok(json!({"connect_listener": answer}))
+}
+
+async fn connect_send(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let body = if body.is_empty() {
+        match sample_event(&shared) {
+            Some(sample) => Bytes::from(sample),
+            None => return bad_request("the first user has no account"),
+        }
+    } else {
+        body
+    };
+    ok(json!({"message_id": delivery::send(&shared, body)}))
+}
+
+/// An `envelope-completed` event of the sample envelope in the first
+/// user's first account.
+fn sample_event(shared: &Shared) -> Option<Vec<u8>> {
+    let user = shared.config.users.first()?;
+    let account = user.accounts.first()?;
+    let ids = EventIds {
+        account_id: &account.account_id,
+        user_id: &user.sub,
+        envelope_id: SAMPLE_ENVELOPE_ID,
+    };
+    Some(event_body(
+        "envelope-completed",
+        &ids,
+        Some("Sample envelope"),
+    ))
+}
+
+async fn connect_attempts(State(shared): State<Arc<Shared>>) -> Response {
+    let attempts: Vec<_> = shared.lock().connect_attempts.iter().cloned().collect();
+    ok(json!({"attempts": attempts}))
 }

@@ -3,11 +3,14 @@
 //! It follows `docs/docusign.md` (DocuSign's documented OAuth and eSignature
 //! REST behaviour), not any particular gateway. It runs inside the caller's
 //! tokio runtime: [`FakeDocuSign::start`] binds every listener and spawns one
-//! axum server per listener. The servers stop when the last handle is dropped.
+//! axum server per listener, plus the Connect sender that POSTs signed
+//! webhook messages to configured listeners (see `connect.rs`). They all stop
+//! when the last handle is dropped.
 //!
 //! Used by the integration tests in-process, by `docusign-gateway demo` and by
 //! the `docusign-gateway fake-docusign` command.
 
+mod connect;
 mod control;
 mod envelopes;
 mod jwt;
@@ -35,6 +38,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use connect::{
+    sign, ConnectAttempt, ConnectListener, DEFAULT_CONNECT_FIRST_RETRY,
+    DEFAULT_CONNECT_MAX_ATTEMPTS, DEFAULT_CONNECT_TIMEOUT, FAKE_CONNECT_CONFIGURATION_ID,
+    MAX_CONNECT_RETRY_INTERVAL,
+};
 pub use envelopes::SAMPLE_ENVELOPE_ID;
 pub use ratelimit::{
     AccountLimits, ResetFormat, BURST_WINDOW_SECS, DEFAULT_BURST_LIMIT, DEFAULT_HOURLY_LIMIT,
@@ -74,6 +82,9 @@ pub struct FakeConfig {
     pub refresh_token_ttl: Duration,
     /// Size in bytes of the PDF served by document downloads.
     pub document_size: usize,
+    /// Connect listeners every message is delivered to (replaceable at run
+    /// time with [`FakeDocuSign::set_connect_listeners`]).
+    pub connect: Vec<ConnectListener>,
 }
 
 /// A DocuSign user, as `/oauth/userinfo` describes them.
@@ -170,6 +181,7 @@ impl FakeConfig {
             access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
             refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
             document_size: DEFAULT_DOCUMENT_SIZE,
+            connect: Vec::new(),
         }
     }
 
@@ -193,6 +205,11 @@ impl FakeConfig {
                 }
             }
         }
+        for listener in &self.connect {
+            listener
+                .validate()
+                .map_err(|e| invalid(format!("fake DocuSign: {e}")))?;
+        }
         Ok(())
     }
 }
@@ -213,6 +230,7 @@ impl fmt::Debug for FakeConfig {
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("document_size", &self.document_size)
+            .field("connect", &self.connect)
             .finish()
     }
 }
@@ -273,14 +291,22 @@ impl FakeDocuSign {
             admin_listener.local_addr()?.to_string(),
             platform_listener.local_addr()?.to_string(),
         ];
+        let connect_client = connect::delivery::client()?;
+        let (connect_queue, connect_receiver) = connect::delivery::ConnectQueue::channel();
         let shared = Arc::new(Shared::new(
             config,
             account_addr.to_string(),
             authorities,
             org_authorities,
+            connect_queue,
         ));
 
-        let mut tasks = Vec::with_capacity(rest_listeners.len() + 1);
+        let mut tasks = Vec::with_capacity(rest_listeners.len() + 4);
+        tasks.push(tokio::spawn(connect::delivery::run(
+            shared.clone(),
+            connect_receiver,
+            connect_client,
+        )));
         tasks.push(tokio::spawn(serve(
             account_listener,
             oauth::router(shared.clone()),
@@ -509,6 +535,46 @@ impl FakeDocuSign {
     /// refresh token ever issued: none of them may leak out of a gateway.
     pub fn issued_secrets(&self) -> Vec<String> {
         self.shared().lock().issued_secrets.clone()
+    }
+
+    /// Queues a Connect message, `body` exactly as given, for every listener
+    /// configured now, and returns its message id (also when there is no
+    /// listener). Delivery and retries happen in the background; see
+    /// [`FakeDocuSign::connect_attempts`].
+    pub fn send_connect(&self, body: Vec<u8>) -> u64 {
+        connect::delivery::send(self.shared(), body.into())
+    }
+
+    /// Replaces the Connect listeners for messages queued from now on.
+    pub fn set_connect_listeners(&self, listeners: Vec<ConnectListener>) {
+        self.shared().lock().connect_listeners = listeners;
+    }
+
+    /// The last 1000 Connect delivery attempts, oldest first.
+    pub fn connect_attempts(&self) -> Vec<ConnectAttempt> {
+        self.shared()
+            .lock()
+            .connect_attempts
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// A Connect 2.0 JSON message for `event` (`envelope-sent`,
+    /// `envelope-completed`, ...) about an envelope, generated now. Envelope
+    /// events carry an `envelopeSummary` with the event's status.
+    pub fn connect_event(
+        event: &str,
+        account_id: &str,
+        user_id: &str,
+        envelope_id: &str,
+    ) -> Vec<u8> {
+        let ids = connect::EventIds {
+            account_id,
+            user_id,
+            envelope_id,
+        };
+        connect::event_body(event, &ids, None)
     }
 
     /// Access tokens that are currently accepted.

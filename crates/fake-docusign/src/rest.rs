@@ -15,6 +15,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST};
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{json, Value};
 
+use super::connect::{delivery, event_body, EventIds};
 use super::envelopes::{account_json, document_pdf, list_json, Envelope};
 use super::ratelimit::{exceeded_body, key_of, RateSnapshot};
 use super::records::RecordedRequest;
@@ -212,14 +213,8 @@ fn route(host: &RestHost, parts: &http::request::Parts, body: &Bytes) -> Answer 
             Answer::Json(StatusCode::OK, list_json(state.envelopes(account_id)))
         }
         ["envelopes"] if method == Method::POST => {
-            let fields = match json_object(body) {
-                Ok(fields) => fields,
-                Err(answer) => return answer,
-            };
-            let envelope = Envelope::from_request(new_guid(), &fields);
-            let summary = envelope.summary_json();
-            state.add_envelope(account_id, envelope);
-            Answer::Json(StatusCode::CREATED, summary)
+            drop(state);
+            create_envelope(shared, &account.account_id, user, body)
         }
         ["envelopes", envelope_id] if method == Method::GET => {
             match state.find_envelope(account_id, envelope_id) {
@@ -239,6 +234,35 @@ fn route(host: &RestHost, parts: &http::request::Parts, body: &Bytes) -> Answer 
         }
         _ => not_found(),
     }
+}
+
+/// `POST .../envelopes`: stores the envelope and, when Connect listeners
+/// are configured, queues its `envelope-sent` (or, for a draft,
+/// `envelope-created`) event as the token's user.
+fn create_envelope(shared: &Shared, account_id: &str, user: usize, body: &Bytes) -> Answer {
+    let fields = match json_object(body) {
+        Ok(fields) => fields,
+        Err(answer) => return answer,
+    };
+    let envelope = Envelope::from_request(new_guid(), &fields);
+    let summary = envelope.summary_json();
+    let event = format!("envelope-{}", envelope.status);
+    let (id, subject) = (envelope.id.clone(), envelope.email_subject.clone());
+    let listening = {
+        let mut state = shared.lock();
+        state.add_envelope(account_id, envelope);
+        !state.connect_listeners.is_empty()
+    };
+    if listening {
+        let ids = EventIds {
+            account_id,
+            user_id: &shared.config.users[user].sub,
+            envelope_id: &id,
+        };
+        let message = event_body(&event, &ids, Some(&subject));
+        delivery::send(shared, message.into());
+    }
+    Answer::Json(StatusCode::CREATED, summary)
 }
 
 /// A JSON object body, or DocuSign's 400 for anything else.

@@ -2,10 +2,12 @@
 //! counters and request records, all behind one mutex that is never held
 //! across an await.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::connect::delivery::ConnectQueue;
+use super::connect::{ConnectAttempt, ConnectListener};
 use super::envelopes::{Envelope, SAMPLE_ENVELOPE_ID};
 use super::ratelimit::{RateLimits, RateSnapshot};
 use super::records::{
@@ -29,6 +31,8 @@ pub(crate) struct Shared {
     pub(crate) admin_authority: String,
     /// `127.0.0.5:PORT` of the api.docusign.com host.
     pub(crate) platform_authority: String,
+    /// Where Connect messages are queued for the sender task.
+    pub(crate) connect: ConnectQueue,
     state: Mutex<State>,
 }
 
@@ -38,6 +42,7 @@ impl Shared {
         account_authority: String,
         rest_authorities: Vec<String>,
         [admin_authority, platform_authority]: [String; 2],
+        connect: ConnectQueue,
     ) -> Self {
         let state = State::new(&config, rest_authorities.len());
         Shared {
@@ -46,6 +51,7 @@ impl Shared {
             rest_authorities,
             admin_authority,
             platform_authority,
+            connect,
             state: Mutex::new(state),
         }
     }
@@ -149,6 +155,10 @@ pub(crate) struct State {
     envelopes: HashMap<String, Vec<Envelope>>,
     /// Rate limits and counts per account.
     pub(crate) rates: RateLimits,
+    /// Where Connect delivers messages queued from now on.
+    pub(crate) connect_listeners: Vec<ConnectListener>,
+    /// The last Connect delivery attempts, oldest first (bounded).
+    pub(crate) connect_attempts: VecDeque<ConnectAttempt>,
 }
 
 impl State {
@@ -202,6 +212,8 @@ impl State {
             refresh_tokens: HashMap::new(),
             envelopes,
             rates: RateLimits::default(),
+            connect_listeners: config.connect.clone(),
+            connect_attempts: VecDeque::new(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! End-to-end tests of the fake over real sockets with reqwest.
 
+mod connect;
 mod org_hosts;
 mod rate_limits;
 

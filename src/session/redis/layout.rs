@@ -45,6 +45,11 @@ impl Layout {
         }
     }
 
+    /// `[redis] key_prefix`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// All keys of the session `id`.
     pub fn keys(&self, id: &str) -> SessionKeys {
         let tag = tag_of(id);

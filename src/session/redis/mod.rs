@@ -154,6 +154,27 @@ impl RedisBackend {
             .await
     }
 
+    /// The sealer of every value this backend writes (other users of the
+    /// same Redis, such as the webhook queues, seal with it too).
+    pub(crate) fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// `[redis] key_prefix`.
+    pub fn key_prefix(&self) -> &str {
+        self.layout.prefix()
+    }
+
+    /// Runs one command under the command timeout, mapping its errors.
+    pub(crate) async fn query<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        cmd: &redis::Cmd,
+    ) -> Result<T, BackendError> {
+        let mut conn = self.conn.clone();
+        self.run(what, cmd.query_async(&mut conn)).await
+    }
+
     /// Runs one Redis call under the command timeout, mapping its errors.
     async fn run<T>(
         &self,
