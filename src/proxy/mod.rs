@@ -61,7 +61,7 @@ use crate::auth::grant::MAX_GRANT_BODY_BYTES;
 use crate::auth::pending::PendingLogins;
 use crate::auth::service::Services;
 use crate::auth::{Auth, OriginPolicy};
-use crate::config::{Api, Config, RedisTarget};
+use crate::config::{Api, Config};
 use crate::crypto::api_token::ApiTokens;
 use crate::crypto::cookies::CookieCodec;
 use crate::docusign::api_host::{ApiHost, HostPolicy};
@@ -254,10 +254,7 @@ fn session_store(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Stores, GatewayE
         return Ok((store, Arc::new(calls), None));
     };
     let settings = RedisSettings {
-        target: match &redis.target {
-            RedisTarget::Standalone(url) => Target::Standalone(url.clone()),
-            RedisTarget::Cluster(urls) => Target::Cluster(urls.clone()),
-        },
+        target: Target::from(&redis.target),
         key_prefix: redis.key_prefix.clone(),
         connect_timeout: redis.connect_timeout,
         command_timeout: redis.command_timeout,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::queue::{DeadMessage, Queue};
 use super::redis::RedisQueue;
-use crate::config::{Config, RedisTarget};
+use crate::config::Config;
 use crate::session::redis::{RedisBackend, Sealer, Target};
 use crate::util::time::now_millis;
 
@@ -24,10 +24,7 @@ fn queue(cfg: &Config, name: &str) -> Result<Arc<dyn Queue>, String> {
                 .into(),
         );
     };
-    let target = match &redis.target {
-        RedisTarget::Standalone(url) => Target::Standalone(url.clone()),
-        RedisTarget::Cluster(urls) => Target::Cluster(urls.clone()),
-    };
+    let target = Target::from(&redis.target);
     let sealer = Sealer::new(cfg.session.secret.expose().as_bytes(), None);
     let backend = RedisBackend::connect(
         target,

@@ -109,7 +109,7 @@ impl Webhooks {
     }
 }
 
-/// A Connect message's body as read, or why it was refused before it was.
+/// The 413 of a message over `max_body_bytes` (counted and logged).
 pub fn too_large(hook: &Hook) -> Reply {
     metrics().webhook_received(&hook.cfg.name, WebhookReceived::TooLarge);
     warn!(webhook = %hook.cfg.name, limit = hook.cfg.max_body_bytes, "webhook message refused: body too large");

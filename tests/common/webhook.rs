@@ -110,8 +110,8 @@ impl App {
         self.state.received.lock().unwrap().clone()
     }
 
-    /// The 2xx-answered deliveries (the last `n` requests minus failures):
-    /// waits (bounded) until the app got `n` requests.
+    /// Every request the app got (answered 200 or 500), once there are
+    /// `n` of them or `within` has passed.
     pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Delivered> {
         let deadline = Instant::now() + within;
         loop {
@@ -195,7 +195,7 @@ impl WebhookGateway {
             .arg(&self.gw.config_path)
             .arg("webhooks")
             .args(args)
-            .envs(self.gw_env())
+            .envs(gateway_env())
             .output()
             .expect("run the webhooks command");
         (
@@ -204,14 +204,10 @@ impl WebhookGateway {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     }
-
-    fn gw_env(&self) -> Vec<(String, String)> {
-        env_of(&self.gw.config_path)
-    }
 }
 
 /// The environment every webhook gateway gets.
-fn env_of(_config: &std::path::Path) -> Vec<(String, String)> {
+fn gateway_env() -> Vec<(String, String)> {
     [
         ("DSGW_DOCUSIGN_CLIENT_SECRET", "test-client-secret"),
         ("DSGW_SESSION_SECRET", SECRET),
@@ -265,7 +261,7 @@ hmac_keys_env = "TEST_CONNECT_KEYS"
 "#,
         sock = sock_dir.join("upgrade.sock").display(),
     );
-    let env = env_of(std::path::Path::new(""));
+    let env = gateway_env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let (child, logs, path) = spawn_gateway(&toml, &env);
     let gw = GatewayProcess::adopt(child, &format!("http://127.0.0.1:{port}"), logs, path)

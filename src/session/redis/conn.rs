@@ -22,6 +22,15 @@ pub enum Target {
     Cluster(Vec<String>),
 }
 
+impl From<&crate::config::RedisTarget> for Target {
+    fn from(target: &crate::config::RedisTarget) -> Target {
+        match target {
+            crate::config::RedisTarget::Standalone(url) => Target::Standalone(url.clone()),
+            crate::config::RedisTarget::Cluster(urls) => Target::Cluster(urls.clone()),
+        }
+    }
+}
+
 impl Target {
     /// The URLs a pub/sub connection may use, in order of preference.
     pub(crate) fn urls(&self) -> Vec<String> {
