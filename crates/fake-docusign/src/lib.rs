@@ -8,7 +8,9 @@
 //! when the last handle is dropped.
 //!
 //! Used by the integration tests in-process, by `docusign-gateway demo` and by
-//! the `docusign-gateway fake-docusign` command.
+//! the `docusign-gateway fake-docusign` command. [`receiver`] is the other
+//! end of Connect, not DocuSign: the app a gateway delivers webhooks to, for
+//! the demo and the benches.
 
 mod connect;
 mod control;
@@ -19,6 +21,7 @@ mod jwt_tests;
 mod oauth;
 mod org_hosts;
 mod ratelimit;
+pub mod receiver;
 mod records;
 mod reply;
 mod rest;
