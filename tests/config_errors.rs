@@ -350,3 +350,82 @@ fn redis_settings_name_the_key_and_never_show_the_password() {
         );
     }
 }
+
+#[test]
+fn webhook_settings_name_the_key_and_never_show_a_key() {
+    const KEYS: (&str, &str) = ("TEST_HOOK_KEYS", "hook-key-hunter2,second-hunter2");
+    let hook = |name: &str, forward_to: &str| {
+        format!(
+            "[[webhook]]\nname = \"{name}\"\nforward_to = \"{forward_to}\"\nhmac_keys_env = \"TEST_HOOK_KEYS\"\n"
+        )
+    };
+    let app = "http://127.0.0.1:3000/events";
+    let cases: Vec<(String, Vec<(&str, &str)>, &str)> = vec![
+        (
+            format!("{GOOD}{}", hook("connect", app)),
+            vec![],
+            "webhook.connect.hmac_keys_env",
+        ),
+        (
+            format!("{GOOD}{}", hook("connect", app)),
+            vec![("TEST_HOOK_KEYS", " , ")],
+            "webhook.connect.hmac_keys_env",
+        ),
+        (
+            format!("{GOOD}{}", hook("connect", "ftp://hunter2/x")),
+            vec![KEYS],
+            "webhook.connect.forward_to",
+        ),
+        (
+            format!("{GOOD}{}{}", hook("connect", app), hook("connect", app)),
+            vec![KEYS],
+            "webhook.connect.name",
+        ),
+        (
+            format!("{GOOD}{}", hook("Connect", app)),
+            vec![KEYS],
+            "webhook[0].name",
+        ),
+    ];
+    for (config, env, key) in &cases {
+        for args in [&[][..], &["check"][..]] {
+            let (code, stderr) = run_with(
+                args,
+                config,
+                &[
+                    env.as_slice(),
+                    &[("DSGW_DOCUSIGN_CLIENT_SECRET", "cs"), SESSION_SECRET],
+                ]
+                .concat(),
+            );
+            assert_ne!(code, Some(0), "{key} {args:?}: exit code");
+            assert!(stderr.contains(key), "{key} {args:?}: {stderr:?}");
+            assert!(!stderr.contains("hunter2"), "{key}: a key shown: {stderr}");
+        }
+    }
+
+    // A good webhook: `check` lists it with its key count, never a key.
+    let path = std::env::temp_dir().join(format!("dsgw-webhook-check-{}.toml", std::process::id()));
+    std::fs::write(&path, format!("{GOOD}{}", hook("connect", app))).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_docusign-gateway"));
+    cmd.args(["check", "--config"]).arg(&path);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DSGW_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .envs([KEYS, ("DSGW_DOCUSIGN_CLIENT_SECRET", "cs"), SESSION_SECRET])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("/webhooks/connect"), "{text}");
+    assert!(text.contains("2 HMAC key"), "{text}");
+    assert!(!text.contains("hunter2"), "a key shown: {text}");
+}

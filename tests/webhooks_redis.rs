@@ -176,3 +176,50 @@ async fn dead_messages_are_listed_and_replayed_by_the_command() {
     let (_, out, _) = gw.webhooks_command(&["dead", "connect"]);
     assert!(out.trim().is_empty(), "replayed: no longer dead: {out}");
 }
+
+#[tokio::test]
+async fn nothing_of_a_message_is_readable_in_redis() {
+    let redis = RedisServer::start();
+    let store = Store::Redis(redis.url());
+    // Nothing listens there: every message stays pending, then dies.
+    let gw = WebhookGateway::start(&store, &App::url(free_port()), "retry_for_secs = 2").await;
+    let secret_body = |n: usize| {
+        format!(
+            "{{\"event\":\"envelope-completed\",\"data\":{{\"envelopeId\":\"plain-marker-{n}\"}}}}"
+        )
+        .into_bytes()
+    };
+    for n in 0..3 {
+        assert_eq!(gw.post_signed(&secret_body(n)).await.status(), 200);
+    }
+    // Pending in the stream, with attempts counted.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pending = redis.dump_values();
+    assert!(
+        pending.len() > 3 * secret_body(0).len(),
+        "the dump holds the sealed bodies"
+    );
+    // Dead: kept in the dead hashes.
+    let logs = gw.gw.logs_with("webhook message dead").await;
+    assert!(logs.contains("webhook message dead"), "{logs}");
+    let deadline = Instant::now() + WAIT;
+    while gw.webhooks_command(&["dead", "connect"]).1.lines().count() < 3 {
+        assert!(Instant::now() < deadline, "three dead messages");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let dead = redis.dump_values();
+    for (what, dump) in [("pending", &pending), ("dead", &dead)] {
+        let text = String::from_utf8_lossy(dump);
+        for marker in ["plain-marker", "envelope-completed", "envelopeId"] {
+            assert!(
+                !text.contains(marker),
+                "{what}: {marker} readable in Redis:\n{text}"
+            );
+        }
+    }
+    assert!(
+        redis.keys().iter().any(|k| k.ends_with(":q")),
+        "the stream exists: {:?}",
+        redis.keys()
+    );
+}

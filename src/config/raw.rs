@@ -460,3 +460,89 @@ mod reference_table {
         }
     }
 }
+
+#[cfg(test)]
+mod repeated_tables {
+    //! The README's tables of `[[service]]` and `[[webhook]]` keys must name
+    //! every key of their structs with its default ("required" for a key
+    //! without one, "unset" for an optional one).
+
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use serde::Serialize;
+
+    use super::super::service::RawService;
+    use super::super::webhook::RawWebhook;
+
+    /// `key -> default` of the README rows `| \`<section>.key\` | default | meaning |`.
+    fn readme_rows(section: &str) -> BTreeMap<String, String> {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+                .expect("README.md");
+        let prefix = format!("| `{section}.");
+        readme
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .map(|l| {
+                let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+                assert_eq!(cells.len(), 3, "{l}");
+                assert!(!cells[2].is_empty(), "{l} needs a meaning");
+                let key = cells[0].trim_matches('`');
+                let key = key.strip_prefix(&format!("{section}.")).unwrap_or(key);
+                (key.to_string(), cells[1].to_string())
+            })
+            .collect()
+    }
+
+    /// What the README must say for `raw`, parsed from `required` (the keys
+    /// without a default) with `optional` keys absent.
+    fn expected<T: Serialize>(
+        raw: &T,
+        required: &[&str],
+        optional: &[&str],
+    ) -> BTreeMap<String, String> {
+        let toml::Value::Table(table) = toml::Value::try_from(raw).expect("serializes") else {
+            panic!("not a table");
+        };
+        let mut out: BTreeMap<String, String> = table
+            .into_iter()
+            .map(|(k, v)| {
+                let shown = if required.contains(&k.as_str()) {
+                    "required".to_string()
+                } else {
+                    format!("`{v}`")
+                };
+                (k, shown)
+            })
+            .collect();
+        for key in optional {
+            assert!(
+                out.insert(key.to_string(), "unset".into()).is_none(),
+                "{key}"
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn readme_webhook_table_matches_the_struct() {
+        let raw: RawWebhook =
+            toml::from_str("name = \"n\"\nforward_to = \"http://a/b\"\nhmac_keys_env = \"V\"")
+                .expect("minimal webhook");
+        let want = expected(&raw, &["name", "forward_to", "hmac_keys_env"], &[]);
+        assert_eq!(readme_rows("webhook"), want);
+    }
+
+    #[test]
+    fn readme_service_table_matches_the_struct() {
+        let raw: RawService =
+            toml::from_str("name = \"n\"\nuser_id = \"u\"").expect("minimal service");
+        let want = expected(
+            &raw,
+            &["name", "user_id"],
+            &["private_key_file", "private_key_env"],
+        );
+        assert_eq!(readme_rows("service"), want);
+    }
+}

@@ -195,19 +195,22 @@ impl RedisServer {
     }
 
     /// The raw bytes of every value, as `redis-cli` prints them: GET for
-    /// strings, HGETALL for hashes (field names included).
+    /// strings, HGETALL for hashes (field names included), XRANGE for
+    /// streams, ZRANGE for sorted sets (members and scores).
     pub fn dump_values(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for key in self.keys() {
             let kind = self.cli_text(&["TYPE", &key]);
-            let command = match kind.trim() {
-                "string" => "GET",
-                "hash" => "HGETALL",
+            let args: Vec<&str> = match kind.trim() {
+                "string" => vec!["GET", &key],
+                "hash" => vec!["HGETALL", &key],
+                "stream" => vec!["XRANGE", &key, "-", "+"],
+                "zset" => vec!["ZRANGE", &key, "0", "-1", "WITHSCORES"],
                 // Expired (a lease's short TTL) since it was listed.
                 "none" => continue,
                 other => panic!("unexpected Redis type {other} of key {key}"),
             };
-            out.extend_from_slice(&self.cli(&[command, &key]).stdout);
+            out.extend_from_slice(&self.cli(&args).stdout);
         }
         out
     }
