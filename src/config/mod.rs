@@ -392,6 +392,8 @@ secret = "0123456789abcdef0123456789abcdef"
                 ("DSGW_DOCUSIGN_CLIENT_ID", "ik"),
                 ("DSGW_DOCUSIGN_CLIENT_SECRET", "cs"),
                 ("DSGW_SESSION_SECRET", "0123456789abcdef0123456789abcdef"),
+                // The demo's [[webhook]] key (the demo sets a random one).
+                ("DEMO_CONNECT_HMAC_KEYS", "demo-connect-key"),
             ]);
             Config::load(&path, vars).unwrap_or_else(|e| panic!("{file}: {e}"));
         }
