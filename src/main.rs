@@ -19,7 +19,7 @@ use docusign_gateway::ops::logging;
 use docusign_gateway::server::tls;
 use docusign_gateway::util::time::now_unix;
 #[cfg(feature = "fake")]
-use fake_docusign::{FakeConfig, FakeDocuSign};
+use fake_docusign::{ConnectListener, FakeConfig, FakeDocuSign};
 
 /// jemalloc, as pingora's examples use: cheaper than glibc malloc for the
 /// many short-lived allocations of proxying (see README "Performance").
@@ -107,7 +107,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
-    /// Run only the fake DocuSign (account server and REST hosts).
+    /// Run only the fake DocuSign (account server, REST hosts, Admin and
+    /// api.docusign.com hosts, Connect sender).
     #[cfg(feature = "fake")]
     FakeDocusign {
         /// Address of the account server (/oauth/*).
@@ -136,6 +137,16 @@ enum Command {
         /// Lifetime of the access tokens it issues.
         #[arg(long, default_value_t = 28800)]
         access_token_ttl_secs: u64,
+        /// A Connect listener (http or https): each envelope created (and
+        /// each POST /_fake/connect/send) is posted there as a Connect 2.0
+        /// JSON event, retried like DocuSign (5 attempts).
+        #[arg(long, value_name = "URL")]
+        connect_url: Option<String>,
+        /// The environment variable holding the listener's HMAC keys,
+        /// comma-separated (one X-DocuSign-Signature-N header each); without
+        /// it messages go unsigned.
+        #[arg(long, value_name = "VAR", requires = "connect_url")]
+        connect_hmac_keys_env: Option<String>,
     },
 }
 
@@ -205,6 +216,8 @@ fn main() -> ExitCode {
             client_secret,
             redirect_uris,
             access_token_ttl_secs,
+            connect_url,
+            connect_hmac_keys_env,
         } => {
             logging::init(LogFormat::Text, "info");
             let mut cfg = FakeConfig::demo_defaults();
@@ -216,7 +229,10 @@ fn main() -> ExitCode {
             cfg.client_secret = client_secret;
             cfg.redirect_uris = redirect_uris;
             cfg.access_token_ttl = Duration::from_secs(access_token_ttl_secs);
-            run_fake(cfg)
+            connect_listener(connect_url, connect_hmac_keys_env.as_deref()).and_then(|listener| {
+                cfg.connect = listener.into_iter().collect();
+                run_fake(cfg)
+            })
         }
     };
     match result {
@@ -488,6 +504,39 @@ fn health_over_tls(addr: SocketAddr) -> Result<(), String> {
     })
 }
 
+/// The `fake-docusign` command's Connect listener: `url`, with the keys of
+/// the variable `keys_env` (comma-separated; never on the command line).
+#[cfg(feature = "fake")]
+fn connect_listener(
+    url: Option<String>,
+    keys_env: Option<&str>,
+) -> Result<Option<ConnectListener>, String> {
+    let Some(url) = url else {
+        return Ok(None);
+    };
+    let keys = match keys_env {
+        Some(var) => {
+            let value = std::env::var(var).map_err(|_| {
+                format!("--connect-hmac-keys-env: the environment variable {var} is not set")
+            })?;
+            let keys: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if keys.is_empty() {
+                return Err(format!(
+                    "--connect-hmac-keys-env: the environment variable {var} holds no key"
+                ));
+            }
+            keys
+        }
+        None => Vec::new(),
+    };
+    Ok(Some(ConnectListener::new(url, keys)))
+}
+
 #[cfg(feature = "fake")]
 fn run_fake(cfg: FakeConfig) -> Result<(), String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
@@ -507,6 +556,13 @@ fn run_fake(cfg: FakeConfig) -> Result<(), String> {
             "fake DocuSign api.docusign.com: {}",
             fake.platform_api_url()
         );
+        for listener in &fake.config().connect {
+            println!(
+                "fake DocuSign Connect: envelope events to {}, {} HMAC key(s)",
+                listener.url,
+                listener.hmac_keys.len()
+            );
+        }
         tokio::signal::ctrl_c().await.map_err(|e| e.to_string())
     })
 }
