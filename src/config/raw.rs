@@ -227,7 +227,8 @@ pub enum DefaultValue {
     Value(toml::Value),
     /// Off unless set.
     Unset,
-    /// Computed from the process environment at start (see the README).
+    /// Computed from the process environment at start (see
+    /// `docs/src/configuration.md`).
     FromEnvironment,
 }
 
@@ -393,16 +394,21 @@ mod tests {
     }
 }
 
+/// The configuration page of the docs, whose tables the tests below check.
+#[cfg(test)]
+fn configuration_page() -> &'static str {
+    include_str!("../../docs/src/configuration.md")
+}
+
 #[cfg(test)]
 mod reference_table {
-    //! The README's configuration reference must name every key, its
-    //! `DSGW_*` variable and its default, exactly as the structs define them.
-
-    use std::path::Path;
+    //! The configuration reference (`docs/src/configuration.md`) must name
+    //! every key, its `DSGW_*` variable and its default, exactly as the
+    //! structs define them.
 
     use super::*;
 
-    /// How a default is written in the README.
+    /// How a default is written in the reference.
     fn shown(value: &DefaultValue) -> String {
         match value {
             DefaultValue::Unset => "unset".into(),
@@ -413,11 +419,8 @@ mod reference_table {
     }
 
     #[test]
-    fn readme_table_matches_the_config_structs() {
-        let readme =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-                .expect("README.md");
-        let rows: Vec<Vec<String>> = readme
+    fn reference_table_matches_the_config_structs() {
+        let rows: Vec<Vec<String>> = super::configuration_page()
             .lines()
             .filter(|l| l.starts_with("| `") && l.contains("` | `DSGW_"))
             .map(|l| {
@@ -446,7 +449,7 @@ mod reference_table {
             let row = rows
                 .iter()
                 .find(|r| r[0] == format!("`{key}`"))
-                .unwrap_or_else(|| panic!("README has no row for {key}\n{hint}"));
+                .unwrap_or_else(|| panic!("no reference row for {key}\n{hint}"));
             assert_eq!(
                 row[1],
                 format!("`DSGW_{}`", key.replace('.', "_").to_uppercase()),
@@ -463,25 +466,22 @@ mod reference_table {
 
 #[cfg(test)]
 mod repeated_tables {
-    //! The README's tables of `[[service]]` and `[[webhook]]` keys must name
-    //! every key of their structs with its default ("required" for a key
-    //! without one, "unset" for an optional one).
+    //! The tables of `[[service]]` and `[[webhook]]` keys in
+    //! `docs/src/configuration.md` must name every key of their structs with
+    //! its default ("required" for a key without one, "unset" for an
+    //! optional one).
 
     use std::collections::BTreeMap;
-    use std::path::Path;
 
     use serde::Serialize;
 
     use super::super::service::RawService;
     use super::super::webhook::RawWebhook;
 
-    /// `key -> default` of the README rows `| \`<section>.key\` | default | meaning |`.
-    fn readme_rows(section: &str) -> BTreeMap<String, String> {
-        let readme =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-                .expect("README.md");
+    /// `key -> default` of the rows `| \`<section>.key\` | default | meaning |`.
+    fn documented_rows(section: &str) -> BTreeMap<String, String> {
         let prefix = format!("| `{section}.");
-        readme
+        super::configuration_page()
             .lines()
             .filter(|l| l.starts_with(&prefix))
             .map(|l| {
@@ -495,7 +495,7 @@ mod repeated_tables {
             .collect()
     }
 
-    /// What the README must say for `raw`, parsed from `required` (the keys
+    /// What the reference must say for `raw`, parsed from `required` (the keys
     /// without a default) with `optional` keys absent.
     fn expected<T: Serialize>(
         raw: &T,
@@ -526,16 +526,16 @@ mod repeated_tables {
     }
 
     #[test]
-    fn readme_webhook_table_matches_the_struct() {
+    fn webhook_table_matches_the_struct() {
         let raw: RawWebhook =
             toml::from_str("name = \"n\"\nforward_to = \"http://a/b\"\nhmac_keys_env = \"V\"")
                 .expect("minimal webhook");
         let want = expected(&raw, &["name", "forward_to", "hmac_keys_env"], &[]);
-        assert_eq!(readme_rows("webhook"), want);
+        assert_eq!(documented_rows("webhook"), want);
     }
 
     #[test]
-    fn readme_service_table_matches_the_struct() {
+    fn service_table_matches_the_struct() {
         let raw: RawService =
             toml::from_str("name = \"n\"\nuser_id = \"u\"").expect("minimal service");
         let want = expected(
@@ -543,6 +543,6 @@ mod repeated_tables {
             &["name", "user_id"],
             &["private_key_file", "private_key_env"],
         );
-        assert_eq!(readme_rows("service"), want);
+        assert_eq!(documented_rows("service"), want);
     }
 }
