@@ -22,7 +22,7 @@ use docusign_gateway::util::time::now_unix;
 use fake_docusign::{ConnectListener, FakeConfig, FakeDocuSign};
 
 /// jemalloc, as pingora's examples use: cheaper than glibc malloc for the
-/// many short-lived allocations of proxying (see README "Performance").
+/// many short-lived allocations of proxying (see `docs/src/performance.md`).
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -31,8 +31,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// environment still applies after them). `tcache_max`: pingora gives every upstream
 /// answer a 64 KiB body buffer; jemalloc's thread caches keep blocks up to
 /// 32 KiB by default, so each of those went to the shared arena and back
-/// (about 4,000 instructions a request, measured with callgrind: README
-/// "Performance"). Cached up to 128 KiB, they are reused per thread, at the
+/// (about 4,000 instructions a request, measured with callgrind:
+/// `docs/src/performance.md`). Cached up to 128 KiB, they are reused per thread, at the
 /// cost of a few such blocks kept per thread.
 #[cfg(not(target_env = "msvc"))]
 #[export_name = "_rjem_malloc_conf"]

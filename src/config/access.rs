@@ -1,5 +1,5 @@
 //! `[access]`: who may log in through the gateway and which of their
-//! DocuSign accounts a session keeps (see the README, "Access policy").
+//! DocuSign accounts a session keeps (see `docs/src/access-policy.md`).
 //! Checked at login and again, against the serving instance's policy,
 //! before every forward.
 

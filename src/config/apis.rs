@@ -1,7 +1,6 @@
 //! `[docusign] apis`, `admin_api_url`, `platform_api_url`: which of
 //! DocuSign's APIs the gateway routes, and the fixed hosts of the ones that
-//! do not live on the account's REST host (see the README, "Other DocuSign
-//! APIs").
+//! do not live on the account's REST host (see `docs/src/other-apis.md`).
 
 use url::Url;
 

@@ -1,5 +1,5 @@
 //! `[limits]`: how the gateway spends DocuSign's per-account rate limits
-//! (see the README, "Rate limits").
+//! (see `docs/src/rate-limits.md`).
 
 use serde::{Deserialize, Serialize};
 

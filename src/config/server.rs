@@ -16,7 +16,7 @@ use super::urls::parse_url;
 /// 64 KiB buffer, is a zeroed allocation per new connection, which jemalloc
 /// zeroes by handing the pages back to the kernel (`madvise`, a TLB
 /// shootdown, page faults after): about a fifth of the gateway's CPU with a
-/// connection per request (README "Performance").
+/// connection per request (`docs/src/performance.md`).
 pub const DEFAULT_CLIENT_READ_BUFFER: usize = 0;
 
 /// `server.max_header_bytes` by default: a DocuSign request's head (a

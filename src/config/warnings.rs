@@ -13,8 +13,8 @@ pub const MIN_DISTINCT_SECRET_CHARS: usize = 16;
 /// What one client connection costs the gateway beyond the bytes of its
 /// request head and its read buffer: pingora's session and buffers, the
 /// connection's task, its socket. Measured with idle connections by
-/// `cargo bench --bench head_memory` (README "Limits and the memory they
-/// bound"), rounded up.
+/// `cargo bench --bench head_memory` (`docs/src/performance.md`, "Memory
+/// per connection"), rounded up.
 pub const CONNECTION_COST_BYTES: u64 = 32 * 1024;
 
 /// One warning: the key it is about and what is wrong.

@@ -2,18 +2,19 @@
 //!
 //! For every request (`decide.rs`):
 //! 1. `/healthz`, `/readyz`, `/auth/*` and the callback are answered here
-//!    (see `auth`).
-//! 2. `/restapi/...` needs a session: the session cookie, or a gateway token
+//!    (see `auth`); `POST /webhooks/<name>` is read and stored (`webhook`).
+//! 2. An API's path needs a method DocuSign uses (else 405), no `Upgrade`
+//!    (else 400) and a session: the session cookie, or a gateway token
 //!    (`Authorization: Bearer`). Without one: a browser is redirected to
 //!    login, any other client (and any bad token) gets 401 `login_required`.
 //!    A session store that does not answer: 503 `session_store_unavailable`.
-//! 3. The method must be one DocuSign uses (else 405) and the path follow
-//!    `router::parse_api_path`'s grammar (else 400 `invalid_path`). The
-//!    account named in the path must be one of the session's (else 403);
-//!    other paths go to the default account. While the account's last seen
-//!    DocuSign rate limit is used up (`limits.rs`): 429 `rate_limited`. Its
-//!    REST host must have passed `allowed_api_hosts` at login (else 502),
-//!    and must resolve (else 502).
+//! 3. The path must follow `router::parse_api_path`'s grammar (else 400
+//!    `invalid_path`). The account named in the path must be one of the
+//!    session's (else 403); other paths go to the default account. While the
+//!    account's last seen DocuSign rate limit is used up (`limits.rs`): 429
+//!    `rate_limited`. Its REST host must pass `allowed_api_hosts`, at login
+//!    and again under this configuration (else 502), and must resolve (else
+//!    502).
 //! 4. The session's access token must be usable: inside the refresh window
 //!    it is refreshed first (see `session::refresh`); a refused refresh token
 //!    ends the session (as in 2), a DocuSign outage without a usable token is

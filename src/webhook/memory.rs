@@ -1,6 +1,6 @@
 //! The in-process store of `session.store = "memory"`: bounded by
-//! `max_pending` messages and `max_pending_bytes`, lost on restart (the
-//! README says so; `check` warns). Dead messages are logged and counted,
+//! `max_pending` messages and `max_pending_bytes`, lost on restart
+//! (`docs/src/webhooks.md` says so; `check` warns). Dead messages are logged and counted,
 //! not kept: `docusign-gateway webhooks dead/replay` need the Redis store.
 
 use std::collections::{HashMap, VecDeque};
