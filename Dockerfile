@@ -5,6 +5,12 @@
 # without default features: the product binary holds no fake DocuSign (the
 # workspace's crates/fake-docusign is copied only because Cargo needs every
 # workspace member's manifest).
+#
+# The last stage (`gateway`) is the default target: the production image.
+# `--target fake` builds a second image, only for demos and CI of your own
+# (deploy/docker-compose.yml uses it): the binary with default features, whose
+# `fake-docusign` subcommand runs the fake DocuSign. BuildKit (Docker's
+# default builder) builds only the stages the requested target needs.
 
 FROM rust:1-bookworm AS build
 RUN apt-get update \
@@ -18,7 +24,19 @@ COPY benches ./benches
 COPY crates ./crates
 RUN cargo build --locked --release --no-default-features --bin docusign-gateway
 
-FROM debian:bookworm-slim
+# The fake DocuSign's image (never the production one): default features.
+FROM build AS build-fake
+RUN cargo build --locked --release --bin docusign-gateway
+
+FROM debian:bookworm-slim AS fake
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin dsgw
+COPY --from=build-fake /src/target/release/docusign-gateway /usr/local/bin/docusign-gateway
+USER dsgw
+EXPOSE 9000
+ENTRYPOINT ["docusign-gateway", "fake-docusign"]
+
+# The production image: the default target, so it stays the last stage.
+FROM debian:bookworm-slim AS gateway
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
