@@ -33,15 +33,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use fake_docusign::{FakeConfig, FakeDocuSign};
-use pingora::prelude::*;
-use pingora::server::configuration::ServerConf;
 
 fn main() {
     let all: Vec<String> = std::env::args().collect();
     if all.get(1).map(String::as_str) == Some("--bare-pingora") {
-        bare_pingora(&all[2..]);
+        support::bare::run(&all[2..]);
         return;
     }
     let bench = all.iter().any(|a| a == "--bench");
@@ -68,59 +65,7 @@ fn main() {
 
 // ------------------------------------------------------------ bare pingora
 
-/// The baseline: a pingora proxy that sets `Host` and `Authorization`,
-/// drops `Cookie` and forwards, nothing else (no log, no session). The
-/// harness's `PINGORA_MIN_BIN` calling convention:
-/// `LISTEN UPSTREAM_ADDR UPSTREAM_HOST TOKEN [THREADS]`.
-struct Bare {
-    upstream: std::net::SocketAddr,
-    host: String,
-    authorization: String,
-}
-
-#[async_trait]
-impl ProxyHttp for Bare {
-    type CTX = ();
-    fn new_ctx(&self) {}
-
-    async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(self.upstream, false, String::new())))
-    }
-
-    async fn upstream_request_filter(
-        &self,
-        _: &mut Session,
-        req: &mut RequestHeader,
-        _: &mut (),
-    ) -> Result<()> {
-        req.insert_header("Host", self.host.as_str())?;
-        req.insert_header("Authorization", self.authorization.as_str())?;
-        req.remove_header("Cookie");
-        Ok(())
-    }
-}
-
-fn bare_pingora(args: &[String]) {
-    let usage = "--bare-pingora LISTEN UPSTREAM_ADDR UPSTREAM_HOST TOKEN [THREADS]";
-    assert!(args.len() >= 4, "usage: {usage}");
-    let conf = ServerConf {
-        threads: args.get(4).map_or(1, |t| t.parse().expect("THREADS")),
-        ..ServerConf::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
-    server.bootstrap();
-    let bare = Bare {
-        upstream: args[1].parse().expect("UPSTREAM_ADDR"),
-        host: args[2].clone(),
-        authorization: format!("Bearer {}", args[3]),
-    };
-    let mut service = http_proxy_service(&server.configuration, bare);
-    service.add_tcp(&args[0]);
-    server.add_service(service);
-    server.run_forever();
-}
-
-/// A child process running [`bare_pingora`], killed on drop.
+/// A child process running [`support::bare::run`], killed on drop.
 struct BareProcess(std::process::Child);
 
 impl Drop for BareProcess {

@@ -360,7 +360,9 @@ fn webhook_settings_name_the_key_and_never_show_a_key() {
         )
     };
     let app = "http://127.0.0.1:3000/events";
-    let cases: Vec<(String, Vec<(&str, &str)>, &str)> = vec![
+    /// (config text, extra environment, the key the error must name)
+    type Case = (String, Vec<(&'static str, &'static str)>, &'static str);
+    let cases: Vec<Case> = vec![
         (
             format!("{GOOD}{}", hook("connect", app)),
             vec![],

@@ -142,6 +142,82 @@ async fn post_over_64_kib_gets_docusigns_401_and_the_next_call_works() {
     assert_eq!(env.fake.stats().token_refresh, 1);
 }
 
+/// Eight 25 MB envelopes at once while the access token is revoked: each
+/// gets DocuSign's own 401 (too large to replay), DocuSign receives each
+/// body once and whole, one refresh serves them all, and the next upload
+/// goes through.
+#[tokio::test]
+async fn uploads_over_the_replay_buffer_under_load_get_docusigns_401_once_each() {
+    const UPLOADS: usize = 8;
+    const BYTES: usize = 25 * 1000 * 1000;
+    let env = Env::start().await;
+    let b = env.logged_in().await;
+    env.fake.revoke_access_tokens();
+    let path = format!("{}/envelopes", account_path(&env, 0));
+    let body = |i: usize| {
+        let mut s = format!("{{\"emailSubject\":\"upload {i}\",\"documentBase64\":\"");
+        s.extend(std::iter::repeat_n('A', BYTES - s.len() - 2));
+        s.push_str("\"}");
+        bytes::Bytes::from(s)
+    };
+    let mut tasks = Vec::new();
+    for i in 0..UPLOADS {
+        let (client, url, cookie) = (env.client.clone(), env.url(&path), b.cookie_header());
+        let body = body(i);
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .header("Cookie", cookie)
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("upload");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }));
+    }
+    for t in tasks {
+        let (status, v) = t.await.unwrap();
+        assert_eq!(status, 401, "{v}");
+        assert_eq!(
+            v["errorCode"], "AUTHORIZATION_INVALID_TOKEN",
+            "DocuSign's own 401"
+        );
+    }
+    let seen = env.fake.rest_requests();
+    assert_eq!(seen.len(), UPLOADS, "nothing replayed");
+    let mut subjects: Vec<String> = seen
+        .iter()
+        .map(|r| {
+            assert_eq!(
+                r.body.len(),
+                BYTES,
+                "each body reached DocuSign whole, once"
+            );
+            String::from_utf8_lossy(&r.body[..40]).into_owned()
+        })
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), UPLOADS, "each upload once");
+    assert_eq!(env.fake.stats().token_refresh, 1, "one refresh for all");
+
+    let r = env
+        .client
+        .post(env.url(&path))
+        .header("Cookie", b.cookie_header())
+        .header("Content-Type", "application/json")
+        .body(body(UPLOADS))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let last = env.fake.rest_requests().pop().unwrap();
+    assert_eq!(last.body, body(UPLOADS));
+    assert_eq!(env.fake.stats().token_refresh, 1);
+}
+
 #[tokio::test]
 async fn hundred_concurrent_requests_cause_exactly_one_refresh() {
     let env = Env::start().await;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each bench uses its own subset
 
+pub mod bare;
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::PathBuf;
