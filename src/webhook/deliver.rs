@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{error, info, warn};
 
 use super::queue::{backoff, Claimed, DeadMessage};
@@ -24,7 +24,8 @@ use crate::util::time::now_millis;
 /// Messages one instance holds for delivery at once, per webhook.
 pub const MAX_IN_FLIGHT: usize = 64;
 /// How often a webhook's loop looks for messages when nothing woke it (a
-/// message accepted by this instance wakes it at once).
+/// message accepted by this instance, or a delivery ending while every
+/// slot was taken, wakes it at once).
 pub const POLL_EVERY: Duration = Duration::from_millis(500);
 /// How often the `dsgw_webhook_pending` gauge is read from the store.
 const GAUGE_EVERY: Duration = Duration::from_secs(5);
@@ -39,6 +40,7 @@ pub(super) async fn run(
 ) {
     tokio::pin!(stop);
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let freed = Arc::new(Notify::new());
     let mut gauge_read: Option<Instant> = None;
     let mut store_down = false;
     loop {
@@ -66,7 +68,11 @@ pub(super) async fn run(
                         let Ok(permit) = slots.clone().try_acquire_owned() else {
                             break;
                         };
-                        tokio::spawn(deliver(hook.clone(), client.clone(), c, permit));
+                        let slot = Slot {
+                            permit: Some(permit),
+                            freed: freed.clone(),
+                        };
+                        tokio::spawn(deliver(hook.clone(), client.clone(), c, slot));
                     }
                     if full {
                         wait = Duration::ZERO;
@@ -83,9 +89,25 @@ pub(super) async fn run(
         }
         tokio::select! {
             _ = hook.wake.notified() => {}
+            _ = freed.notified(), if slots.available_permits() == 0 => {}
             _ = tokio::time::sleep(wait) => {}
             _ = &mut stop => return,
         }
+    }
+}
+
+/// A delivery's place among [`MAX_IN_FLIGHT`]: freeing it wakes the loop,
+/// which claims the next message at once instead of at its next poll.
+struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    freed: Arc<Notify>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // The permit first, so the loop that wakes finds it free.
+        drop(self.permit.take());
+        self.freed.notify_one();
     }
 }
 
@@ -111,12 +133,7 @@ impl Drop for Abort {
 
 /// Delivers one message: attempts until the app takes it, the message is
 /// dead, or another deliverer holds it.
-async fn deliver(
-    hook: Arc<Hook>,
-    client: reqwest::Client,
-    c: Claimed,
-    _slot: OwnedSemaphorePermit,
-) {
+async fn deliver(hook: Arc<Hook>, client: reqwest::Client, c: Claimed, _slot: Slot) {
     let name = hook.cfg.name.as_str();
     let id = c.message.id.as_str();
     let lost = Arc::new(AtomicBool::new(false));

@@ -207,7 +207,8 @@ impl RedisQueue {
     }
 
     /// A stream entry as a message, with its attempts so far.
-    async fn claimed(&self, entry: StreamId) -> Result<Claimed, QueueError> {
+    /// The message of a stream entry, its body opened.
+    fn message(&self, entry: &StreamId) -> Result<Message, QueueError> {
         let corrupt = |what: &str| QueueError::Corrupt(format!("webhook entry without {what}"));
         let id = utf8(text(&entry.map, "e")).ok_or_else(|| corrupt("event id"))?;
         let sealed = text(&entry.map, "m").ok_or_else(|| corrupt("body"))?;
@@ -220,29 +221,40 @@ impl RedisQueue {
         let received_ms = utf8(text(&entry.map, "r"))
             .and_then(|r| r.parse().ok())
             .ok_or_else(|| corrupt("received time"))?;
-        let mut cmd = redis::cmd("HGET");
-        cmd.arg(&self.keys.attempts).arg(&id);
-        let state: Option<String> = self
+        Ok(Message {
+            id,
+            body: Bytes::from(body),
+            content_type,
+            received_ms,
+        })
+    }
+
+    /// The attempts made so far and when the next is due, of each message,
+    /// in one round trip.
+    async fn attempts(
+        &self,
+        messages: &[(String, Message)],
+    ) -> Result<Vec<(u32, u64)>, QueueError> {
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(&self.keys.attempts);
+        for (_, m) in messages {
+            cmd.arg(&m.id);
+        }
+        let states: Vec<Option<String>> = self
             .backend
             .query("webhook attempts", &cmd)
             .await
             .map_err(store_error)?;
-        let (attempts, due_ms) = state
-            .as_deref()
-            .and_then(|s| s.split_once(':'))
-            .and_then(|(a, d)| Some((a.parse().ok()?, d.parse().ok()?)))
-            .unwrap_or((0, 0));
-        Ok(Claimed {
-            message: Message {
-                id,
-                body: Bytes::from(body),
-                content_type,
-                received_ms,
-            },
-            attempts,
-            due_ms,
-            entry: entry.id,
-        })
+        Ok((0..messages.len())
+            .map(|i| {
+                states
+                    .get(i)
+                    .and_then(Option::as_deref)
+                    .and_then(|s| s.split_once(':'))
+                    .and_then(|(a, d)| Some((a.parse().ok()?, d.parse().ok()?)))
+                    .unwrap_or((0, 0))
+            })
+            .collect())
     }
 
     /// Entries other consumers held and left idle past [`CLAIM_IDLE`].
@@ -353,16 +365,15 @@ impl Queue for RedisQueue {
             }
             other => other.map_err(store_error)?,
         };
-        let mut out = Vec::with_capacity(entries.len());
+        let mut messages = Vec::with_capacity(entries.len());
         for entry in entries {
-            let entry_id = entry.id.clone();
-            match self.claimed(entry).await {
-                Ok(c) => out.push(c),
+            match self.message(&entry) {
+                Ok(m) => messages.push((entry.id, m)),
                 Err(QueueError::Corrupt(why)) => {
                     // Not ours to deliver (another secret, tampering): drop
                     // it from the group so it is not claimed forever.
-                    tracing::error!(webhook_entry = %entry_id, %why, "webhook entry does not open: dropped");
-                    let args = [arg(GROUP), arg(&entry_id), arg("")];
+                    tracing::error!(webhook_entry = %entry.id, %why, "webhook entry does not open: dropped");
+                    let args = [arg(GROUP), arg(&entry.id), arg("")];
                     let keys = [self.keys.stream.as_str(), self.keys.attempts.as_str()];
                     let _: Result<i64, _> =
                         self.backend.eval("webhook drop", &DONE, &keys, &args).await;
@@ -370,7 +381,20 @@ impl Queue for RedisQueue {
                 Err(e) => return Err(e),
             }
         }
-        Ok(out)
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let attempts = self.attempts(&messages).await?;
+        Ok(messages
+            .into_iter()
+            .zip(attempts)
+            .map(|((entry, message), (attempts, due_ms))| Claimed {
+                message,
+                attempts,
+                due_ms,
+                entry,
+            })
+            .collect())
     }
 
     async fn keep(&self, c: &Claimed) -> Result<bool, QueueError> {
