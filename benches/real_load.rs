@@ -682,7 +682,9 @@ async fn inflight(target: &Target, account: &str, conns: usize, seconds: u64) ->
                 match exchange(&mut stream, &mut scratch, &head, None).await {
                     Ok(a) if a.status == 200 => {
                         let done = Instant::now();
-                        if sent >= from && done <= until {
+                        // Answers completed inside the window, so that
+                        // their count over its length is the throughput.
+                        if done >= from && done <= until {
                             let us = done.duration_since(sent).as_micros() as u64;
                             total.push(us);
                             added.push(us.saturating_sub(a.upstream_us.unwrap_or(0)));
@@ -944,7 +946,11 @@ type Row<T> = (&'static str, fn(&T) -> f64);
 fn medians<T>(runs: &[[T; 2]], f: impl Fn(&T) -> f64) -> (f64, f64, f64) {
     let mut a: Vec<f64> = runs.iter().map(|r| f(&r[0])).collect();
     let mut b: Vec<f64> = runs.iter().map(|r| f(&r[1])).collect();
-    let mut ratio: Vec<f64> = runs.iter().map(|r| f(&r[1]) / f(&r[0])).collect();
+    let mut ratio: Vec<f64> = runs
+        .iter()
+        .map(|r| f(&r[1]) / f(&r[0]))
+        .filter(|q| q.is_finite())
+        .collect();
     (median(&mut a), median(&mut b), median(&mut ratio))
 }
 
