@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::free_port;
 use common::redis::{RedisCluster, RedisServer};
 use common::webhook::*;
+use docusign_gateway::session::redis::{RedisBackend, Sealer, Target};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -222,4 +223,73 @@ async fn nothing_of_a_message_is_readable_in_redis() {
         "the stream exists: {:?}",
         redis.keys()
     );
+}
+
+/// Three instances' queues of one webhook: the one that delivered its
+/// message and went silent leaves the group; the one still holding a
+/// message stays, and so does the instance that prunes.
+async fn departed_consumers_leave_the_group(target: Target) -> RedisBackend {
+    use docusign_gateway::webhook::{Queue, RedisQueue};
+    let backend = RedisBackend::connect(
+        target,
+        "dsgw",
+        Duration::from_millis(1000),
+        Duration::from_millis(500),
+        Sealer::new(b"webhook-prune-secret-0123456789abcdef0123", None),
+    )
+    .expect("backend");
+    let queue = || RedisQueue::new(backend.clone(), "connect", 100);
+    let (departed, holding, pruning) = (queue(), queue(), queue());
+    for n in 0..2 {
+        departed.push(body(n).into(), None, 1).await.expect("push");
+    }
+    let got = departed.claim(1).await.expect("claim");
+    departed.delivered(&got[0]).await.expect("delivered");
+    assert_eq!(holding.claim(1).await.expect("claim").len(), 1);
+    assert_eq!(pruning.claim(1).await.expect("claim").len(), 0);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Idle 50 ms is "departed" for this test; the gateway waits PRUNE_IDLE.
+    assert_eq!(
+        pruning
+            .prune_consumers(Duration::from_millis(20))
+            .await
+            .expect("prune"),
+        1,
+        "the departed consumer, holding nothing, only"
+    );
+    assert_eq!(
+        pruning
+            .prune_consumers(Duration::from_millis(20))
+            .await
+            .expect("prune"),
+        0
+    );
+    assert_eq!(
+        pruning
+            .prune_consumers(Duration::from_secs(3600))
+            .await
+            .expect("prune"),
+        0
+    );
+    backend
+}
+
+#[tokio::test]
+async fn departed_consumers_holding_nothing_leave_the_group() {
+    let redis = RedisServer::start();
+    departed_consumers_leave_the_group(Target::Standalone(redis.url())).await;
+    let consumers = redis.cli_text(&["XINFO", "CONSUMERS", "dsgw:{wh:connect}:q", "dsgw"]);
+    // Left: the holder with its entry (the pruner read nothing, so Redis
+    // never listed it).
+    assert_eq!(
+        consumers.matches("pending").count(),
+        1,
+        "one consumer left:\n{consumers}"
+    );
+    assert!(
+        consumers.contains("pending\n1\n"),
+        "the holder stays:\n{consumers}"
+    );
+    let cluster = RedisCluster::start(3);
+    departed_consumers_leave_the_group(Target::Cluster(cluster.urls())).await;
 }

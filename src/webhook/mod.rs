@@ -32,7 +32,7 @@ use tracing::{info, warn};
 pub use deliver::{MAX_IN_FLIGHT, POLL_EVERY};
 pub use memory::{MemoryQueue, MAX_REMEMBERED_BODIES};
 pub use queue::{DeadMessage, Pushed, Queue, QueueError};
-pub use redis::{RedisQueue, CLAIM_IDLE, DEAD_TTL, KEEP_EVERY};
+pub use redis::{RedisQueue, CLAIM_IDLE, DEAD_TTL, KEEP_EVERY, PRUNE_IDLE};
 
 use crate::config::{Config, WebhookConfig};
 use crate::ops::metrics::{metrics, WebhookReceived};

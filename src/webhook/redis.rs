@@ -85,7 +85,35 @@ pub struct RedisQueue {
     max_pending: usize,
     /// Where XAUTOCLAIM goes on.
     cursor: Mutex<String>,
+    /// When this instance last removed the group's departed consumers.
+    pruned: Mutex<Option<std::time::Instant>>,
 }
+
+/// Consumers (instances) silent this long and holding nothing are removed
+/// from the group: every start of an instance adds one, and the group would
+/// otherwise list every instance that ever ran.
+pub const PRUNE_IDLE: Duration = Duration::from_secs(3600);
+/// How often an instance looks for them.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Removes the consumers of group ARGV[1] other than ARGV[2] that hold no
+/// entry and have been idle more than ARGV[3] ms; returns how many.
+static PRUNE: std::sync::LazyLock<Lua> = std::sync::LazyLock::new(|| {
+    Lua::new(
+        r#"
+local gone = 0
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f['name'] ~= ARGV[2] and tonumber(f['pending']) == 0 and tonumber(f['idle']) > tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
+    gone = gone + 1
+  end
+end
+return gone
+"#,
+    )
+});
 
 static PUSH: std::sync::LazyLock<Lua> = std::sync::LazyLock::new(|| {
     Lua::new(
@@ -189,6 +217,42 @@ impl RedisQueue {
             consumer: random_id()[..16].to_owned(),
             max_pending,
             cursor: Mutex::new("0-0".into()),
+            pruned: Mutex::new(None),
+        }
+    }
+
+    /// Removes the group's other consumers that hold nothing and were idle
+    /// more than `idle` (departed instances); returns how many.
+    pub async fn prune_consumers(&self, idle: Duration) -> Result<usize, QueueError> {
+        let args = [
+            arg(GROUP),
+            arg(&self.consumer),
+            arg(idle.as_millis() as u64),
+        ];
+        let gone: i64 = self
+            .backend
+            .eval("webhook prune", &PRUNE, &[&self.keys.stream], &args)
+            .await
+            .map_err(store_error)?;
+        Ok(usize::try_from(gone).unwrap_or(0))
+    }
+
+    /// [`Self::prune_consumers`] every [`PRUNE_EVERY`], from the claim loop;
+    /// a failure only logs (the next claim says whether Redis answers).
+    async fn prune_now_and_then(&self) {
+        {
+            let mut last = self.pruned.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < PRUNE_EVERY) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        match self.prune_consumers(PRUNE_IDLE).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(webhook_stream = %self.keys.stream, removed = n, "departed webhook consumers removed from the group")
+            }
+            Err(e) => tracing::debug!(error = %e, "webhook consumers not pruned"),
         }
     }
 
@@ -365,6 +429,7 @@ impl Queue for RedisQueue {
             }
             other => other.map_err(store_error)?,
         };
+        self.prune_now_and_then().await;
         let mut messages = Vec::with_capacity(entries.len());
         for entry in entries {
             match self.message(&entry) {
