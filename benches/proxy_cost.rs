@@ -272,23 +272,11 @@ fn paired_rounds(table: &str) -> String {
     out += &format!(
         "median of {} rounds          {:>6.3} {:>9.3} {:>+12.2}\n",
         rps.len(),
-        median(&mut rps),
-        median(&mut cpu),
-        median(&mut p99)
+        support::median(&rps),
+        support::median(&cpu),
+        support::median(&p99)
     );
     out
-}
-
-/// The harness's median (`run.sh`): of an even count, the two middle
-/// values' mean.
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
 }
 
 /// The harness runs nginx and the bare proxy on the cores of `PROXY_CPUS`

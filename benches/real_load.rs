@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use bytes::Bytes;
 use fake_docusign::{FakeConfig, FakeDocuSign};
+use support::median;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -630,16 +631,6 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
 // ------------------------------------------------------------ the loads
 
 /// What one in-flight run measured.
@@ -726,7 +717,7 @@ async fn inflight(target: &Target, account: &str, conns: usize, seconds: u64) ->
         p50_added_ms: percentile(&added, 0.50) / 1000.0,
         p99_added_ms: percentile(&added, 0.99) / 1000.0,
         p99_ms: percentile(&total, 0.99) / 1000.0,
-        rss_per_conn_kib: (median(&mut samples) - idle_rss as f64) / conns as f64,
+        rss_per_conn_kib: (median(&samples) - idle_rss as f64) / conns as f64,
         idle_rss_mib: idle_rss as f64 / 1024.0,
         cpu_us_per_req: cpu.as_micros() as f64 / n,
         errors: errors.load(Ordering::Relaxed),
@@ -944,14 +935,14 @@ async fn measure(args: &Args) {
 type Row<T> = (&'static str, fn(&T) -> f64);
 
 fn medians<T>(runs: &[[T; 2]], f: impl Fn(&T) -> f64) -> (f64, f64, f64) {
-    let mut a: Vec<f64> = runs.iter().map(|r| f(&r[0])).collect();
-    let mut b: Vec<f64> = runs.iter().map(|r| f(&r[1])).collect();
-    let mut ratio: Vec<f64> = runs
+    let a: Vec<f64> = runs.iter().map(|r| f(&r[0])).collect();
+    let b: Vec<f64> = runs.iter().map(|r| f(&r[1])).collect();
+    let ratio: Vec<f64> = runs
         .iter()
         .map(|r| f(&r[1]) / f(&r[0]))
         .filter(|q| q.is_finite())
         .collect();
-    (median(&mut a), median(&mut b), median(&mut ratio))
+    (median(&a), median(&b), median(&ratio))
 }
 
 fn print_inflight(conns: usize, latency_ms: u64, runs: &[[Inflight; 2]]) {

@@ -341,19 +341,6 @@ fn percentile(v: &[Duration], p: f64) -> Duration {
     v[rank - 1]
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -586,12 +573,12 @@ async fn main() {
                     "| {} | {count} | {senders} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.1} % |",
                     size_label(size),
                     store.name(),
-                    median(row.per_sec),
-                    median(row.p50),
-                    median(row.p99),
-                    median(row.max),
-                    median(row.drain),
-                    median(row.before_200),
+                    support::median(&row.per_sec),
+                    support::median(&row.p50),
+                    support::median(&row.p99),
+                    support::median(&row.max),
+                    support::median(&row.drain),
+                    support::median(&row.before_200),
                 );
                 if row.refused + row.lost + row.twice > 0 {
                     problems.push(format!(

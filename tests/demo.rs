@@ -49,21 +49,7 @@ impl Demo {
             }
         }
         let mut child = cmd.spawn().expect("spawn the demo");
-        let output = Arc::new(Mutex::new(String::new()));
-        let streams: [Box<dyn std::io::Read + Send>; 2] = [
-            Box::new(child.stdout.take().expect("stdout")),
-            Box::new(child.stderr.take().expect("stderr")),
-        ];
-        for stream in streams {
-            let output = output.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut o = output.lock().unwrap();
-                    o.push_str(&line);
-                    o.push('\n');
-                }
-            });
-        }
+        let output = collect_output(&mut child);
         Demo {
             _process: Running(child),
             output,
@@ -205,21 +191,7 @@ fn fake_command(args: &[&str], env: &[(&str, &str)]) -> (Running, Arc<Mutex<Stri
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn fake-docusign");
-    let output = Arc::new(Mutex::new(String::new()));
-    let streams: [Box<dyn std::io::Read + Send>; 2] = [
-        Box::new(child.stdout.take().expect("stdout")),
-        Box::new(child.stderr.take().expect("stderr")),
-    ];
-    for stream in streams {
-        let output = output.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                let mut o = output.lock().unwrap();
-                o.push_str(&line);
-                o.push('\n');
-            }
-        });
-    }
+    let output = collect_output(&mut child);
     (Running(child), output)
 }
 
@@ -327,4 +299,25 @@ async fn the_fake_docusign_command_signs_connect_messages_with_keys_from_a_varia
         .expect("run");
     assert!(!alone.status.success());
     assert!(String::from_utf8_lossy(&alone.stderr).contains("--connect-url"));
+}
+
+/// Everything `child` prints on stdout and stderr, line by line, as it
+/// comes (read by a thread per stream).
+fn collect_output(child: &mut std::process::Child) -> Arc<Mutex<String>> {
+    let output = Arc::new(Mutex::new(String::new()));
+    let streams: [Box<dyn std::io::Read + Send>; 2] = [
+        Box::new(child.stdout.take().expect("stdout")),
+        Box::new(child.stderr.take().expect("stderr")),
+    ];
+    for stream in streams {
+        let output = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let mut o = output.lock().unwrap();
+                o.push_str(&line);
+                o.push('\n');
+            }
+        });
+    }
+    output
 }
