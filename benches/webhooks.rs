@@ -57,6 +57,17 @@ struct Args {
     threads: usize,
 }
 
+impl Args {
+    /// Messages of a round for bodies of `size`: fewer of the large ones.
+    fn count(&self, size: usize) -> usize {
+        if size >= LARGE {
+            self.large_messages
+        } else {
+            self.messages
+        }
+    }
+}
+
 fn args() -> Args {
     let all: Vec<String> = std::env::args().collect();
     let bench = all.iter().any(|a| a == "--bench");
@@ -492,11 +503,7 @@ async fn main() {
     let mut rows: HashMap<(usize, usize, Store), Row> = HashMap::new();
     for round in 0..a.rounds {
         for &size in &a.sizes {
-            let count = if size >= LARGE {
-                a.large_messages
-            } else {
-                a.messages
-            };
+            let count = a.count(size);
             for &senders in &a.senders {
                 for t in &targets {
                     let r = run(t, &client, size, senders, count, &mut next_seq).await;
@@ -559,11 +566,7 @@ async fn main() {
     println!("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|");
     let mut problems = Vec::new();
     for &size in &a.sizes {
-        let count = if size >= LARGE {
-            a.large_messages
-        } else {
-            a.messages
-        };
+        let count = a.count(size);
         for &senders in &a.senders {
             for store in [Store::Memory, Store::Redis] {
                 let Some(row) = rows.remove(&(size, senders, store)) else {

@@ -399,7 +399,11 @@ fn check(path: &Path) -> Result<(), String> {
         println!(
             "# webhook {}: Connect posts to {}, delivered to {}; {} HMAC key(s) from {}",
             hook.name,
-            cfg.public_link(&format!("/webhooks/{}", hook.name)),
+            cfg.public_link(&format!(
+                "{}{}",
+                docusign_gateway::util::paths::WEBHOOKS_PREFIX,
+                hook.name
+            )),
             hook.forward_to,
             hook.hmac_keys.len(),
             hook.hmac_keys_env,
@@ -519,10 +523,7 @@ fn connect_listener(
             let value = std::env::var(var).map_err(|_| {
                 format!("--connect-hmac-keys-env: the environment variable {var} is not set")
             })?;
-            let keys: Vec<String> = value
-                .split(',')
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
+            let keys: Vec<String> = docusign_gateway::config::split_hmac_keys(&value)
                 .map(str::to_owned)
                 .collect();
             if keys.is_empty() {

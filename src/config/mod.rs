@@ -42,7 +42,7 @@ pub use redis::{redacted, RedisConfig, RedisTarget, StoreKind};
 pub use server::{default_upgrade_sock, ServerConfig, TlsFiles};
 pub use service::{parse_rsa_pem, ServiceConfig};
 pub use session::SessionConfig;
-pub use webhook::{valid_name as valid_webhook_name, WebhookConfig};
+pub use webhook::{split_keys as split_hmac_keys, valid_name as valid_webhook_name, WebhookConfig};
 
 use std::path::Path;
 use std::time::Duration;

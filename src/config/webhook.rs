@@ -108,6 +108,12 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// The keys of a comma-separated list (Connect's HMAC keys as a variable
+/// holds them): trimmed, empty ones skipped.
+pub fn split_keys(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|k| !k.is_empty())
+}
+
 /// Looks up each webhook's key variable in `env` (the process environment
 /// at start), before validation.
 pub(super) fn read_keys(raw: &mut [RawWebhook], env: &[(String, String)]) {
@@ -217,12 +223,7 @@ fn hmac_keys(key: &str, w: &RawWebhook) -> Result<Vec<Secret>, ConfigError> {
             format!("the environment variable {var} is not set"),
         ));
     };
-    let keys: Vec<Secret> = value
-        .split(',')
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .map(Secret::new)
-        .collect();
+    let keys: Vec<Secret> = split_keys(value).map(Secret::new).collect();
     if keys.is_empty() {
         return Err(ConfigError::new(
             key,

@@ -148,12 +148,22 @@ async fn deliver(hook: Arc<Hook>, client: reqwest::Client, c: Claimed, _slot: Sl
         .saturating_add(hook.cfg.retry_for.as_millis() as u64);
     let mut attempts = c.attempts;
     let mut due = c.due_ms;
+    // Just claimed and due: the claim itself made it ours, no need to ask
+    // the store again before this first attempt.
+    let mut just_claimed = true;
     loop {
         let now = now_millis();
         if due > now {
             tokio::time::sleep(Duration::from_millis(due - now)).await;
+            just_claimed = false;
         }
-        if !still_ours(&hook, &c, &lost).await {
+        let ours = if just_claimed {
+            !lost.load(Ordering::Relaxed)
+        } else {
+            still_ours(&hook, &c, &lost).await
+        };
+        just_claimed = false;
+        if !ours {
             info!(
                 webhook = name,
                 event_id = id,

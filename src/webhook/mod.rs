@@ -98,11 +98,6 @@ impl Webhooks {
         self.hooks.iter().find(|h| h.cfg.name == name)
     }
 
-    /// The webhook named `name`.
-    pub fn named(&self, name: &str) -> Option<&Arc<Hook>> {
-        self.hooks.iter().find(|h| h.cfg.name == name)
-    }
-
     /// The pingora background service that delivers the stored messages.
     pub fn delivery_service(self: &Arc<Self>) -> Delivery {
         Delivery(self.clone())
